@@ -27,4 +27,9 @@ d = { 'settings': { 'branch': 'main',
                                'denser.models.load': ('models.html#load', 'denser/models.py'),
                                'denser.models.smollm2_gguf_path': ('models.html#smollm2_gguf_path', 'denser/models.py'),
                                'denser.models.tiny_model': ('models.html#tiny_model', 'denser/models.py'),
-                               'denser.models.train_tiny_tokenizer': ('models.html#train_tiny_tokenizer', 'denser/models.py')}}}
+                               'denser.models.train_tiny_tokenizer': ('models.html#train_tiny_tokenizer', 'denser/models.py')},
+            'denser.weights': { 'denser.weights.TokenWeights': ('weights.html#tokenweights', 'denser/weights.py'),
+                                'denser.weights._check_inputs': ('weights.html#_check_inputs', 'denser/weights.py'),
+                                'denser.weights.check_weight_params': ('weights.html#check_weight_params', 'denser/weights.py'),
+                                'denser.weights.contrast_pairs': ('weights.html#contrast_pairs', 'denser/weights.py'),
+                                'denser.weights.token_weights': ('weights.html#token_weights', 'denser/weights.py')}}}

@@ -1,0 +1,21 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import denser
+
+
+def denser_command(*args):
+    "Run the installed `denser` console script."
+    return subprocess.run([str(Path(sys.executable).parent / "denser"), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help():
+    assert denser_command("--version").stdout.strip() == f"denser {denser.__version__}"
+    help_text = denser_command("--help").stdout
+    assert "walkthrough" in help_text and "--version" in help_text
+
+
+def test_unknown_command_lists_valid_ones():
+    result = denser_command("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -1,0 +1,139 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import denser
+from denser.weights import token_weights
+from naive import naive_token_weights
+from strategies import batches
+
+KNOBS = st.fixed_dictionaries({
+    "alpha_cross": st.sampled_from([0.0, 0.5, 1.0]),
+    "alpha_within": st.sampled_from([0.3, 1.0]),
+    "beta": st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+})
+
+
+def run(batch, **knobs):
+    return token_weights(batch["hidden"], batch["advantages"], batch["mask"], batch["num_generations"],
+                         window_size=batch["window_size"], **knobs)
+
+
+def contrast_rows(batch):
+    positive = (batch["advantages"] >= 0).view(-1, batch["num_generations"])
+    has = positive.any(1) & (~positive).any(1)
+    return has.repeat_interleave(batch["num_generations"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches(), KNOBS)
+def test_vectorised_equals_loop_twin(batch, knobs):
+    fast = run(batch, **knobs)
+    weights, cross, within = naive_token_weights(batch["hidden"], batch["advantages"], batch["mask"],
+                                                 batch["num_generations"], batch["window_size"], **knobs)
+    torch.testing.assert_close(fast.weights.double(), weights, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.cross.double(), cross, atol=1e-5, rtol=0, equal_nan=True)
+    torch.testing.assert_close(fast.within.double(), within, atol=1e-5, rtol=0, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches(), KNOBS)
+def test_weights_finite_with_mean_one_and_one_elsewhere(batch, knobs):
+    result = run(batch, **knobs)
+    mask = batch["mask"].bool()
+    assert torch.isfinite(result.weights).all()
+    assert (result.weights[~mask] == 1).all()
+    contrast = contrast_rows(batch)
+    assert (result.weights[~contrast] == 1).all()
+    for row in range(len(mask)):
+        if contrast[row] and mask[row].any():
+            assert abs(result.weights[row][mask[row]].mean().item() - 1) < 1e-5
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches())
+def test_beta_zero_is_plain_grpo(batch):
+    assert (run(batch, beta=0.0).weights == 1).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), st.randoms(use_true_random=False))
+def test_permuting_rollouts_within_a_group_permutes_weights(batch, rng):
+    g = batch["num_generations"]
+    order = []
+    for start in range(0, len(batch["advantages"]), g):
+        members = list(range(start, start + g))
+        rng.shuffle(members)
+        order += members
+    order = torch.tensor(order)
+    permuted = {**batch, "hidden": batch["hidden"][order], "advantages": batch["advantages"][order], "mask": batch["mask"][order]}
+    torch.testing.assert_close(run(permuted).weights, run(batch).weights[order], atol=1e-5, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), st.sampled_from([1e-3, 0.5, 7.0, 1e3]))
+def test_scaling_hidden_states_changes_nothing(batch, scale):
+    scaled = {**batch, "hidden": batch["hidden"] * scale}
+    torch.testing.assert_close(run(scaled).weights, run(batch).weights, atol=1e-5, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), st.integers(1, 5))
+def test_extra_padding_changes_no_valid_weight(batch, extra):
+    b, _, d = batch["hidden"].shape
+    padded = {**batch,
+              "hidden": torch.cat([batch["hidden"], torch.randn(b, extra, d)], 1),
+              "mask": torch.cat([batch["mask"], torch.zeros(b, extra, dtype=batch["mask"].dtype)], 1)}
+    mask = batch["mask"].bool()
+    torch.testing.assert_close(run(padded).weights[:, : mask.shape[1]][mask], run(batch).weights[mask], atol=1e-6, rtol=0)
+
+
+def test_public_entry_point_and_result_fields():
+    hidden = torch.randn(4, 6, 8)
+    result = denser.token_weights(hidden, torch.tensor([1.0, -1.0, 1.0, 1.0]), torch.ones(4, 6), 2)
+    assert result.weights.shape == (4, 6)
+    assert result.has_contrast.tolist() == [True, True, False, False]
+    assert not math.isnan(result.cross[0]) and math.isnan(result.cross[2])
+
+
+def test_bfloat16_states_and_bool_mask_are_accepted():
+    hidden = torch.randn(4, 6, 8)
+    adv, mask = torch.tensor([1.0, -1.0, 0.5, -0.5]), torch.ones(4, 6, dtype=torch.bool)
+    low = token_weights(hidden.bfloat16(), adv, mask, 4).weights
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_generations=3), "not a multiple of num_generations=3"),
+    (dict(num_generations=0), "num_generations must be an int >= 1"),
+    (dict(window_size=-2), "window_size must be an int >= 0"),
+    (dict(window_size=1.5), "window_size must be an int >= 0"),
+    (dict(alpha_cross=-0.1), "alpha_cross must be a finite number >= 0"),
+    (dict(alpha_within=math.inf), "alpha_within must be a finite number >= 0"),
+    (dict(alpha_cross=0, alpha_within=0), "both 0"),
+    (dict(beta=1.01), "beta must be in [0, 1]"),
+])
+def test_bad_knobs_are_named(kwargs, message):
+    args = dict(hidden_states=torch.randn(4, 5, 3), advantages=torch.tensor([1.0, -1.0, 1.0, -1.0]),
+                completion_mask=torch.ones(4, 5), num_generations=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        token_weights(**args)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h, a, m: (h[:, :3], a, m), "completion_mask must have shape"),
+    (lambda h, a, m: (h, a[:2], m), "advantages must have shape"),
+    (lambda h, a, m: (h.double().long(), a, m), "floating"),
+    (lambda h, a, m: (h.index_fill(0, torch.tensor([0]), math.inf), a, m), "hidden_states contains NaN or inf"),
+    (lambda h, a, m: (h, a.index_fill(0, torch.tensor([0]), math.nan), m), "advantages contains NaN or inf"),
+    (lambda h, a, m: (h, a, m * 0.5), "only 0 and 1"),
+    (lambda h, a, m: (h.to("meta"), a, m), "one device"),
+    (lambda h, a, m: (h.numpy(), a, m), "must be a torch.Tensor"),
+])
+def test_bad_inputs_are_named(change, message):
+    hidden, adv, mask = change(torch.randn(4, 5, 3), torch.tensor([1.0, -1.0, 1.0, -1.0]), torch.ones(4, 5))
+    with pytest.raises(ValueError, match=message):
+        token_weights(hidden, adv, mask, 2)
