@@ -7,14 +7,14 @@ from strategies import batches
 
 
 @settings(max_examples=60, deadline=None)
-@given(batches(), st.integers(0, 2**20))
-def test_banded_similarity_equals_loop_twin(batch, pair_seed):
+@given(batches(), st.integers(0, 2**20), st.integers(1, 5), st.sampled_from([64, 2**12, 2**27]))
+def test_banded_similarity_equals_loop_twin(batch, pair_seed, tile_size, chunk_bytes):
     hidden, mask, w = batch["hidden"], batch["mask"], batch["window_size"]
     rows = hidden.shape[0]
     generator = torch.Generator().manual_seed(pair_seed)
-    query = torch.randint(rows, (5,), generator=generator)
-    reference = torch.randint(rows, (5,), generator=generator)
-    fast = windowed_similarity(hidden, mask, query, reference, w, chunk_bytes=64)
+    query = torch.randint(rows, (6,), generator=generator)
+    reference = torch.randint(rows, (6,), generator=generator)
+    fast = windowed_similarity(hidden, mask, query, reference, w, tile_size=tile_size, chunk_bytes=chunk_bytes)
     for n, (q, r) in enumerate(zip(query.tolist(), reference.tolist())):
         slow = naive_window_max(hidden[q], mask[q], hidden[r], mask[r], w)
         torch.testing.assert_close(fast[n].double(), slow, atol=1e-5, rtol=0)
