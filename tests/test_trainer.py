@@ -1,0 +1,250 @@
+"""DenseRTrainer on tiny offline models: weights every step, parity with GRPO, PEFT + KL capture, every error."""
+import copy
+import math
+from contextlib import contextmanager
+from unittest.mock import PropertyMock, patch
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import GRPOConfig, GRPOTrainer
+
+import denser.trainer as trainer_module
+from denser.capture import capture_hidden_states, completion_states
+from denser.models import load
+from denser.trainer import DenseRConfig, DenseRTrainer
+
+G = 4  # completions per prompt
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    "Both tiny architectures, loaded once; tests deep-copy the model they train."
+    return {name: load(name) for name in ("tiny-qwen3", "tiny-llama")}
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}?"}]
+                                         for a in range(4) for b in range(4)]})
+
+
+def digit_share(completions, **kwargs):
+    "Share of digits in the completion: dense, so nearly every group has both advantage classes."
+    texts = [completion[-1]["content"] for completion in completions]
+    return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
+
+
+def settings(tmp_path, **overrides):
+    "CPU settings for a few-second run; `overrides` win."
+    return dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=G,
+                num_generations=G, max_completion_length=12, max_steps=3, logging_steps=1, seed=0,
+                learning_rate=1e-2, save_strategy="no", disable_tqdm=True) | overrides
+
+
+def make(tiny, prompts, tmp_path, trainer_class=DenseRTrainer, config_class=DenseRConfig, model="tiny-qwen3",
+         peft_config=None, **overrides):
+    policy, tokenizer = tiny[model]
+    return trainer_class(copy.deepcopy(policy), digit_share, args=config_class(**settings(tmp_path, **overrides)),
+                         train_dataset=prompts, processing_class=tokenizer, peft_config=peft_config)
+
+
+def score(trainer, prompts, groups=2):
+    "TRL's scoring entry point on `groups` prompts x G completions, in training mode."
+    trainer.model.train()
+    return trainer._generate_and_score_completions([prompts[i] for i in range(groups) for _ in range(G)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DenseR steps
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen3", "tiny-llama"])
+def test_steps_give_non_uniform_token_advantages(tiny, prompts, tmp_path, model):
+    trainer = make(tiny, prompts, tmp_path, model=model)
+    scored = score(trainer, prompts)
+    advantages, mask = scored["advantages"], scored["completion_mask"].bool()
+    assert advantages.shape == scored["completion_ids"].shape
+    contrast = trainer._metrics["train"]["denser/groups_with_contrast"][-1]
+    assert contrast > 0
+    varying = [advantages[i][mask[i]].std() > 1e-6 for i in range(len(advantages)) if mask[i].sum() > 1]
+    assert any(varying)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "denser/weight_std" in entry]
+    assert len(logs) == 3 and all(entry["denser/weight_std"] > 0 for entry in logs)
+    for key in ("weight_mean", "weight_std", "weight_max", "cross_mean", "within_mean", "groups_with_contrast",
+                "capture_seconds"):
+        assert all(math.isfinite(entry[f"denser/{key}"]) for entry in logs), key
+    assert trainer._buffered_inputs[0]["advantages"].ndim == 2  # the loss received (B, T) advantages
+
+
+def test_sign_of_advantage_is_kept_per_token(tiny, prompts, tmp_path):
+    trainer = make(tiny, prompts, tmp_path)
+    captured = {}
+    real = trainer_module.token_weights
+
+    def spy(hidden_states, advantages, *args, **kwargs):
+        captured["scalar"] = advantages.clone()
+        return real(hidden_states, advantages, *args, **kwargs)
+
+    with patch.object(trainer_module, "token_weights", spy):
+        scored = score(trainer, prompts)
+    mask = scored["completion_mask"].bool()
+    token = scored["advantages"]
+    scalar = captured["scalar"][:, None].expand_as(token)
+    nonzero = mask & (token.abs() > 1e-4)  # weights can be ~0 where all states agree (e.g. the first token)
+    assert nonzero.any() and (torch.sign(token[nonzero]) == torch.sign(scalar[nonzero])).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parity with GRPOTrainer
+
+
+@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
+def test_parity_with_grpo(tiny, prompts, tmp_path, schedule):
+    grpo = make(tiny, prompts, tmp_path / "grpo", GRPOTrainer, GRPOConfig, **schedule)
+    grpo.train()
+    for switch in ({"use_denser": False}, {"denser_beta": 0.0}):
+        denser = make(tiny, prompts, tmp_path / str(switch), **schedule, **switch)
+        denser.train()
+        losses = [[entry["loss"] for entry in t.state.log_history if "loss" in entry] for t in (grpo, denser)]
+        assert len(losses[0]) == 3
+        assert max(abs(a - b) for a, b in zip(*losses)) <= 1e-6, (switch, losses)
+        difference = max((a - b).abs().max().item()
+                         for a, b in zip(grpo.model.parameters(), denser.model.parameters()))
+        assert difference <= 1e-6, (switch, difference)
+    assert denser.state.log_history[0]["denser/own_forward"] == (0.0 if schedule else 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Schedules and loss types
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"])
+def test_every_loss_type(tiny, prompts, tmp_path, loss_type):
+    trainer = make(tiny, prompts, tmp_path, loss_type=loss_type, max_steps=1)
+    trainer.train()
+    assert math.isfinite(trainer.state.log_history[0]["loss"])
+    assert trainer.state.log_history[0]["denser/weight_std"] > 0
+
+
+@pytest.mark.parametrize("schedule", [
+    {"gradient_accumulation_steps": 2, "steps_per_generation": 2, "per_device_train_batch_size": 2},
+    {"gradient_accumulation_steps": 2, "steps_per_generation": 4, "per_device_train_batch_size": 2},
+    {"num_iterations": 2, "steps_per_generation": 2},
+], ids=["accumulation", "accumulation-misaligned", "iterations-and-steps"])
+def test_schedules(tiny, prompts, tmp_path, schedule):
+    trainer = make(tiny, prompts, tmp_path, max_steps=2, **schedule)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "denser/weight_std" in entry]
+    assert logs and all(entry["denser/weight_std"] > 0 for entry in logs)
+    assert all(batch["advantages"].ndim == 2 for batch in trainer._buffered_inputs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PEFT + KL: the reference pass (adapters disabled) must not be captured
+
+
+@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
+def test_peft_reference_pass_is_not_captured(tiny, prompts, tmp_path, schedule):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
+    trainer = make(tiny, prompts, tmp_path, peft_config=lora, beta=0.1, **schedule)
+    seen = {}
+    real = trainer_module.token_weights
+
+    def spy(hidden_states, *args, **kwargs):
+        seen["states"] = hidden_states.clone()
+        return real(hidden_states, *args, **kwargs)
+
+    with patch.object(trainer_module, "token_weights", spy):
+        scored = score(trainer, prompts)
+    assert "ref_per_token_logps" in scored  # TRL ran its reference pass with the adapters disabled
+    input_ids = torch.cat([scored["prompt_ids"], scored["completion_ids"]], dim=1)
+    attention_mask = torch.cat([scored["prompt_mask"], scored["completion_mask"]], dim=1)
+    length = scored["completion_ids"].size(1)
+
+    def states(disabled):
+        with torch.no_grad(), capture_hidden_states(trainer.model) as capture:
+            if disabled:
+                with trainer.model.disable_adapter():
+                    trainer.model(input_ids=input_ids, attention_mask=attention_mask)
+            else:
+                trainer.model(input_ids=input_ids, attention_mask=attention_mask)
+        return completion_states(capture.last, length)
+
+    mask = scored["completion_mask"].bool()
+    policy, base = states(disabled=False), states(disabled=True)
+    assert torch.allclose(seen["states"][mask], policy[mask], atol=1e-5)
+    assert not torch.allclose(seen["states"][mask], base[mask], atol=1e-3)
+    assert trainer._metrics["train"]["denser/own_forward"][-1] == (0.0 if schedule else 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+def test_config_errors(tmp_path):
+    base = settings(tmp_path)
+    for field, value in [("denser_beta", 1.5), ("denser_beta", -0.1), ("denser_alpha_cross", -1.0),
+                         ("denser_alpha_within", float("nan")), ("denser_window_size", -1),
+                         ("denser_sample_groups", -2)]:
+        with pytest.raises(ValueError, match=field):
+            DenseRConfig(**base | {field: value})
+    with pytest.raises(ValueError, match="use_liger_kernel"):
+        DenseRConfig(**base, use_liger_kernel=True)
+    with patch.object(DenseRConfig, "world_size", new_callable=PropertyMock, return_value=2):
+        with pytest.raises(ValueError, match="per_device_train_batch_size.*num_generations"):
+            DenseRConfig(**base | {"per_device_train_batch_size": 2})
+        DenseRConfig(**base | {"per_device_train_batch_size": 2, "use_denser": False})  # plain GRPO needs no groups
+
+
+def test_trainer_errors(tiny, prompts, tmp_path):
+    with pytest.raises(ValueError, match="denser_layer"):
+        make(tiny, prompts, tmp_path, denser_layer=2)  # the tiny models have 2 decoder layers
+    make(tiny, prompts, tmp_path, denser_layer=-2)
+    with pytest.raises(TypeError, match="DenseRConfig"):
+        make(tiny, prompts, tmp_path, config_class=GRPOConfig)
+
+
+@contextmanager
+def capture_then(edit):
+    "`capture_hidden_states` whose recorded states are edited by `edit` when the block closes."
+    @contextmanager
+    def fake(model, layer=-1):
+        with capture_hidden_states(model, layer) as capture:
+            yield capture
+        edit(capture.states)
+    with patch.object(trainer_module, "capture_hidden_states", fake):
+        yield
+
+
+@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
+def test_capture_failures_raise(tiny, prompts, tmp_path, schedule):
+    trainer = make(tiny, prompts, tmp_path, **schedule)
+    with capture_then(lambda states: states.clear()), pytest.raises(RuntimeError, match="captured no hidden states"):
+        score(trainer, prompts)
+    with capture_then(lambda states: states.__setitem__(0, states[0][:1])), \
+            pytest.raises(RuntimeError, match="do not match the scored batch"):
+        score(trainer, prompts)
+    assert trainer._denser_passes is None  # the capture window is closed after an error
+
+
+def test_unrecognised_policy_forward_raises(tiny, prompts, tmp_path):
+    trainer = make(tiny, prompts, tmp_path)
+    with patch.object(DenseRTrainer, "_is_policy_forward", lambda self, model: False), \
+            pytest.raises(RuntimeError, match="not recognised as the policy"):
+        score(trainer, prompts)
+
+
+def test_samples_jsonl(tiny, prompts, tmp_path):
+    import json
+
+    trainer = make(tiny, prompts, tmp_path, denser_sample_groups=1, max_steps=2)
+    trainer.train()
+    rows = [json.loads(line) for line in (tmp_path / "denser_samples.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [0] * G + [1] * G
+    for row in rows:
+        assert len(row["tokens"]) == len(row["token_ids"]) == len(row["weights"]) == len(row["token_advantages"])
+        assert all(abs(a - row["advantage"] * w) < 1e-5 for a, w in zip(row["token_advantages"], row["weights"]))
