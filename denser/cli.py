@@ -14,7 +14,7 @@ from . import __version__
 
 # %% ../nbs/20_cli.ipynb #c86e7b50
 COMMANDS = {
-    "walkthrough": ("denser.walkthrough", "Execute the core walkthrough notebook and write its figure and weights table."),
+    "walkthrough": ("denser.execute", "Execute the core walkthrough notebook and write its figure and weights table."),
 }
 
 # %% ../nbs/20_cli.ipynb #6d326e14

@@ -89,6 +89,8 @@ class TokenWeights:
     cross: torch.Tensor  # (B,) mean cross-class divergence over valid tokens; NaN without contrast or valid tokens
     within: torch.Tensor  # (B,) mean within-class divergence over valid tokens; NaN likewise
     has_contrast: torch.Tensor  # (B,) bool, the completion's group has both classes
+    cross_per_token: torch.Tensor  # (B, T) cross-class divergence; NaN off the mask and without contrast
+    within_per_token: torch.Tensor  # (B, T) within-class divergence; NaN likewise
 
 # %% ../nbs/03_weights.ipynb #4bc1340f
 def token_weights(
@@ -130,4 +132,5 @@ def token_weights(
     def per_completion(divergence):
         return torch.where(lengths[:, 0] > 0, (divergence * valid).sum(-1) / lengths[:, 0].clamp_min(1), math.nan)
 
-    return TokenWeights(weights, per_completion(cross), per_completion(within), has_contrast)
+    return TokenWeights(weights, per_completion(cross), per_completion(within), has_contrast,
+                        cross.masked_fill(~valid, math.nan), within.masked_fill(~valid, math.nan))
