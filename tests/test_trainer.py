@@ -248,3 +248,63 @@ def test_samples_jsonl(tiny, prompts, tmp_path):
     for row in rows:
         assert len(row["tokens"]) == len(row["token_ids"]) == len(row["weights"]) == len(row["token_advantages"])
         assert all(abs(a - row["advantage"] * w) < 1e-5 for a, w in zip(row["token_advantages"], row["weights"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `denser train`
+
+CONFIGS = __import__("pathlib").Path(__file__).resolve().parent.parent / "configs"
+
+
+def train_parser():
+    import argparse
+
+    from denser.train import add_arguments
+
+    parser = argparse.ArgumentParser(prog="denser train")
+    add_arguments(parser)
+    return parser
+
+
+@pytest.mark.parametrize("name", ["tiny", "smollm2-arithmetic", "qwen3-0.6b-denser"])
+def test_example_configs_parse(name):
+    from denser.train import parse
+
+    flags = ["--use_cpu", "true", "--bf16", "false"] if name.startswith("qwen3") else []  # GPU config, CPU parse
+    script_args, training_args, model_args, _ = parse(train_parser().parse_args(["--config", str(CONFIGS / f"{name}.yaml"), *flags]))
+    assert isinstance(training_args, DenseRConfig) and training_args.use_denser
+    assert model_args.model_name_or_path and script_args.dataset_name
+    if name.startswith("qwen3"):  # the reference's flags, all of which its broken command dropped
+        assert training_args.use_vllm and training_args.vllm_mode == "colocate"
+        assert (training_args.denser_alpha_within, training_args.denser_beta, training_args.epsilon_high) == (0.3, 0.1, 0.28)
+
+
+def test_deepspeed_config_is_zero3():
+    import yaml
+
+    config = yaml.safe_load((CONFIGS / "deepspeed_zero3.yaml").read_text())
+    assert config["distributed_type"] == "DEEPSPEED" and config["deepspeed_config"]["zero_stage"] == 3
+
+
+def test_flags_override_yaml_and_typos_are_refused(tmp_path):
+    from denser.train import parse
+
+    parser = train_parser()
+    _, training_args, _, _ = parse(parser.parse_args(["--config", str(CONFIGS / "tiny.yaml"), "--denser_beta", "0.25",
+                                                      "--learning_rate", "3e-4"]))
+    assert (training_args.denser_beta, training_args.learning_rate, training_args.max_steps) == (0.25, 3e-4, 4)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("denser_alpha_crosss: 1.0\n")
+    with pytest.raises(ValueError, match="denser_alpha_crosss"):
+        parse(parser.parse_args(["--config", str(typo)]))
+    with pytest.raises(ValueError, match="denser_window_size"):
+        parse(parser.parse_args(["--config", str(CONFIGS / "tiny.yaml"), "--denser_window_size", "-3"]))
+
+
+def test_train_command_runs_tiny_config(tmp_path):
+    from denser.train import main
+
+    assert main(["--config", str(CONFIGS / "tiny.yaml"), "--output_dir", str(tmp_path), "--max_steps", "1",
+                 "--max_train_samples", "8", "--max_completion_length", "8", "--disable_tqdm", "true"]) == 0
+    assert (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "denser_samples.jsonl").exists()
