@@ -223,13 +223,15 @@ def _captured_states(
     if not policy_pass.states:
         raise RuntimeError(f"DenseR captured no hidden states from decoder layer {self.args.denser_layer} during the "
                            "policy forward: the hooked layer did not run.")
-    states = torch.cat(policy_pass.states, dim=0)
-    if policy_pass.shape != (batch, length) or tuple(states.shape[:2]) != (batch, length):
-        raise RuntimeError(f"DenseR captured hidden states of shape {tuple(states.shape)} (input ids "
-                           f"{policy_pass.shape}) that do not match the scored batch (B, P+T) = ({batch}, {length}): "
-                           "the hooked layer ran a different number of times or on different inputs than the "
-                           "scoring forward.")
-    return completion_states(states, output["completion_ids"].size(1)).float(), policy_pass
+    shapes = [tuple(chunk.shape) for chunk in policy_pass.states]
+    if (policy_pass.shape != (batch, length) or sum(shape[0] for shape in shapes) != batch
+            or any(shape[1] != length for shape in shapes)):
+        raise RuntimeError(f"DenseR captured hidden states of shapes {shapes} (input ids {policy_pass.shape}) that "
+                           f"do not match the scored batch (B, P+T) = ({batch}, {length}): the hooked layer ran a "
+                           "different number of times or on different inputs than the scoring forward.")
+    completion_length = output["completion_ids"].size(1)
+    states = torch.cat([completion_states(chunk, completion_length) for chunk in policy_pass.states])
+    return states.float(), policy_pass
 
 
 DenseRTrainer._captured_states = _captured_states
@@ -245,14 +247,13 @@ def _log_weights(
     valid = weights.weights[mask.bool()].float()
     cross, within = weights.cross.float(), weights.within.float()
     contrast = weights.has_contrast.view(-1, self.num_generations)[:, 0].float()
-    sums = torch.stack([
-        torch.tensor(float(valid.numel())), valid.sum().cpu(), (valid ** 2).sum().cpu(),
-        cross.nansum().cpu(), (~cross.isnan()).sum().float().cpu(),
-        within.nansum().cpu(), (~within.isnan()).sum().float().cpu(),
-        contrast.sum().cpu(), torch.tensor(float(contrast.numel())),
-    ]).to(self.accelerator.device)
-    maxima = torch.stack([valid.max().cpu() if valid.numel() else torch.tensor(-math.inf),
-                          torch.tensor(policy_pass.seconds), torch.tensor(float(policy_pass.own))]).to(sums.device)
+    local_sums = [valid.new_tensor(valid.numel()), valid.sum(), valid.square().sum(), cross.nansum(),
+                  (~cross.isnan()).sum(), within.nansum(), (~within.isnan()).sum(), contrast.sum(),
+                  contrast.new_tensor(contrast.numel())]
+    local_maxima = [valid.max() if valid.numel() else valid.new_tensor(-math.inf),
+                    valid.new_tensor(policy_pass.seconds), valid.new_tensor(float(policy_pass.own))]
+    sums = torch.stack([value.float() for value in local_sums]).to(self.accelerator.device)
+    maxima = torch.stack([value.float() for value in local_maxima]).to(self.accelerator.device)
     count, total, squares, cross_sum, cross_n, within_sum, within_n, with_contrast, groups = (
         self.accelerator.reduce(sums, reduction="sum").tolist())
     weight_max, seconds, own = self.accelerator.gather(maxima.unsqueeze(0)).max(dim=0).values.tolist()
