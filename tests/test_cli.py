@@ -19,3 +19,13 @@ def test_version_and_help():
 def test_unknown_command_lists_valid_ones():
     result = denser_command("frobnicate")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_every_registered_command_has_its_module():
+    import importlib
+
+    from denser.cli import COMMANDS
+
+    for name, (module_name, _) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run), name
