@@ -21,30 +21,43 @@ def proportional_centers(
     return (positions * reference_lengths[:, None]) // query_lengths.clamp_min(1)[:, None]
 
 # %% ../nbs/02_align.ipynb #efc08a75
-def _band_tiles(states, norms, mask, query, reference, query_lengths, reference_lengths, window_size, tile):
-    "(n, T) clamped windowed max cosine for n pairs, computed tile by tile with batched matmuls."
-    length, dim = states.shape[1], states.shape[2]
-    span_end = int(torch.where(mask[query], torch.arange(length, device=mask.device), -1).max()) + 1
-    if span_end == 0:  # no valid query token in these pairs
-        return states.new_zeros(len(query), length)
-    tiles = -(-span_end // tile)
-    positions = torch.arange(tiles * tile, device=states.device).clamp_max(length - 1)
-    centers = proportional_centers(query_lengths, reference_lengths, length)[:, positions]
-    centers = centers.view(len(query), tiles, tile)  # (n, tiles, C)
-    span_start = centers[:, :, 0] - window_size  # (n, tiles)
-    width = int((centers[:, :, -1] - centers[:, :, 0]).max()) + 2 * window_size + 1
-    span = span_start[..., None] + torch.arange(width, device=states.device)  # (n, tiles, S)
-    span_rows = reference[:, None, None] * length + span.clamp(0, length - 1)
-    span_valid = (span >= 0) & (span < length) & mask.reshape(-1)[span_rows]
-    query_rows = query[:, None] * length + positions  # (n, tiles * C)
-    flat, flat_norms = states.reshape(-1, dim), norms.reshape(-1)
-    dots = flat[query_rows].view(len(query), tiles, tile, dim) @ flat[span_rows].transpose(-1, -2)  # (n, tiles, C, S)
-    cosine = dots / (flat_norms[query_rows].view(len(query), tiles, tile, 1) * flat_norms[span_rows][:, :, None, :])
-    cosine = cosine.masked_fill(~span_valid[:, :, None, :], 0.0)
-    offsets = torch.arange(2 * window_size + 1, device=states.device)
-    columns = (centers - centers[:, :, :1])[..., None] + offsets  # (n, tiles, C, 2w+1) into the span
-    best = cosine.gather(-1, columns).amax(-1).clamp_min(0.0).view(len(query), -1)[:, :length]
-    return torch.nn.functional.pad(best, (0, length - best.shape[1]))
+def _query_band(flat, inverse_norms, query, references, query_length, reference_lengths, query_end, length,
+                window_size, tile, chunk_bytes):
+    "(k, T) clamped windowed max cosine of row `query` against k reference rows, a chunk of tiles at a time."
+    count, dim, window = len(references), flat.shape[1], 2 * window_size + 1
+    device = flat.device
+    tiles = -(-query_end // tile)
+    centers = proportional_centers(query_length.expand(count), reference_lengths, tiles * tile).view(count, tiles, tile)
+    span_start = centers[:, :, 0] - window_size  # (k, tiles)
+    widths = (centers[:, :, -1] - centers[:, :, 0]).amax(1) + window  # (k,) span width of each reference
+    offsets = widths.cumsum(0) - widths  # first column of each reference's span
+    owner = torch.repeat_interleave(torch.arange(count, device=device), widths)  # (S,) reference of each column
+    span = span_start[owner].T + (torch.arange(len(owner), device=device) - offsets[owner])  # (tiles, S)
+    inside = (span >= 0) & (span < length)
+    rows = torch.where(inside, references[owner] * length + span, 0)  # (tiles, S) rows of `flat`
+    scale = torch.where(inside, inverse_norms[rows], 0.0)[:, None, :]  # (tiles, 1, S) u_r(s)
+    starts = (offsets[:, None, None] + centers - centers[:, :, :1]).permute(1, 2, 0).contiguous()[..., None]  # (tiles, C, k, 1)
+    window_offsets = torch.arange(window, device=device)
+    queries = flat[query * length:(query + 1) * length]  # (T, D) view of the query row
+
+    per_chunk = max(1, chunk_bytes // (len(owner) * dim * flat.element_size()))
+    span_buffer = flat.new_empty(min(per_chunk, tiles) * len(owner), dim)
+    product_buffer = flat.new_empty(min(per_chunk, tiles), tile, len(owner))
+    best = flat.new_zeros(count, tiles * tile)
+    for first in range(0, tiles, per_chunk):
+        last = min(first + per_chunk, tiles)
+        chunk = last - first
+        spans = torch.index_select(flat, 0, rows[first:last].reshape(-1), out=span_buffer[:chunk * len(owner)])
+        chunk_queries = queries[first * tile:last * tile]
+        if len(chunk_queries) < chunk * tile:  # the last tile runs past the row end
+            chunk_queries = torch.nn.functional.pad(chunk_queries, (0, 0, 0, chunk * tile - len(chunk_queries)))
+        products = torch.bmm(chunk_queries.view(chunk, tile, dim), spans.view(chunk, -1, dim).transpose(1, 2),
+                             out=product_buffer[:chunk])
+        products.mul_(scale[first:last])
+        columns = (starts[first:last] + window_offsets).view(chunk, tile, count * window)
+        best[:, first * tile:last * tile] = products.gather(2, columns).view(chunk * tile, count, window).amax(-1).T
+    best = best[:, :length] if best.shape[1] >= length else torch.nn.functional.pad(best, (0, length - best.shape[1]))
+    return best.mul_(inverse_norms[query * length:(query + 1) * length]).clamp_min_(0.0)
 
 # %% ../nbs/02_align.ipynb #6c715a84
 def windowed_similarity(
@@ -53,30 +66,24 @@ def windowed_similarity(
     query_index: torch.Tensor,  # (N,) row of the query completion of each pair
     reference_index: torch.Tensor,  # (N,) row of the reference completion of each pair
     window_size: int = 5,  # w: compare with reference positions c(t)-w .. c(t)+w
-    tile_size: int = 16,  # query tokens per matrix product (at length ratio <= 1)
-    chunk_bytes: int = 2**27,  # rough bound on the gathered states held at once
+    tile_size: int = 16,  # C, query tokens per matrix product
+    chunk_bytes: int = 2**22,  # rough bound on the gathered reference spans held at once
 ) -> torch.Tensor:
     "The (N, T) clamped max cosine similarity m(t) of each query token to its reference window; 0 off the mask."
     batch, length, dim = hidden_states.shape
+    similarity = hidden_states.new_zeros(len(query_index), length, dtype=torch.float32)
+    if length == 0 or len(query_index) == 0:
+        return similarity
     mask = mask.bool()
-    states = hidden_states.float()
-    norms = states.norm(dim=-1).clamp_min(1e-12)
+    flat = hidden_states.float().reshape(-1, dim)
+    inverse_norms = mask.reshape(-1) / flat.norm(dim=-1).clamp_min(1e-12)  # 0 on invalid tokens
     lengths = mask.sum(-1)
-    query_lengths, reference_lengths = lengths[query_index], lengths[reference_index]
-    ratio = (reference_lengths / query_lengths.clamp_min(1)).clamp_min(1.0)
-    tile = (tile_size / ratio).floor().clamp_min(1).long()  # C with C * ratio ~ tile_size
-    pair_bytes = (length // tile + 1) * (2 * tile_size + 2 * window_size + 3) * dim * 4
-
-    similarity = states.new_zeros(len(query_index), length)
-    order = torch.argsort(tile, descending=True).tolist()  # chunks of pairs with similar tile sizes
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * int(pair_bytes[order[stop]]) <= chunk_bytes:
-            stop += 1
-        pairs = torch.tensor(order[start:stop], device=states.device)
-        similarity[pairs] = _band_tiles(states, norms, mask, query_index[pairs], reference_index[pairs],
-                                        query_lengths[pairs], reference_lengths[pairs], window_size,
-                                        int(tile[pairs].min()))
-        start = stop
-    return similarity * mask[query_index]
+    ends = torch.where(mask, torch.arange(1, length + 1, device=mask.device), 0).amax(-1).tolist()  # last valid + 1
+    for query in query_index.unique().tolist():
+        if ends[query] == 0:  # no valid query token
+            continue
+        pairs = (query_index == query).nonzero().squeeze(1)
+        similarity[pairs] = _query_band(flat, inverse_norms, query, reference_index[pairs], lengths[query],
+                                        lengths[reference_index[pairs]], ends[query], length, window_size,
+                                        tile_size, chunk_bytes)
+    return similarity
