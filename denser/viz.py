@@ -114,6 +114,7 @@ COLOR_BY = {
     "within": "Greens",  # within-class divergence, 0 = identical to its own class
 }
 MISSING_COLOR = (0.85, 0.85, 0.85)
+_COLORMAPS = {by: matplotlib.colormaps[name] for by, name in COLOR_BY.items()}  # looked up once: each lookup copies
 
 
 def _check_by(by: str):
@@ -148,7 +149,7 @@ def value_rgb(
     fraction = value_fraction(value, by, limit, vmax)
     if math.isnan(fraction):
         return MISSING_COLOR
-    return tuple(matplotlib.colormaps[COLOR_BY[by]](fraction)[:3])
+    return tuple(float(c) for c in _COLORMAPS[by](fraction)[:3])
 
 
 def css_rgb(
@@ -166,11 +167,18 @@ def text_rgb(
     return (0.0, 0.0, 0.0) if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else (1.0, 1.0, 1.0)
 
 # %% ../nbs/09_viz.ipynb #eadbfe58
+def _unprintable(code: int) -> bool:
+    "Control characters, surrogates and the non-characters U+FFFE/U+FFFF (none is allowed in XML text)."
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
+
+
 def display_text(
     token: str,  # a decoded token
 ) -> str:
-    "The token as drawn: newlines become '↵' plus a line break, tabs '→'."
-    return token.replace("\r", "").replace("\t", "→").replace("\n", "↵\n")
+    "The token as drawn: newlines become '↵' plus a line break, tabs '→', other unprintables Python escapes."
+    token = token.replace("\t", "→").replace("\n", "↵\n")
+    return "".join(c if c == "\n" or not _unprintable(ord(c)) else f"\\x{ord(c):02x}" if ord(c) < 0x100
+                   else f"\\u{ord(c):04x}" for c in token)
 
 # %% ../nbs/09_viz.ipynb #2e7d156c
 def _values(sample: TokenSample, by: str) -> list[float] | None:
@@ -208,7 +216,7 @@ def _row_html(sample: TokenSample, by: str, limit: float, vmax: float) -> str:
     positive = sample.advantage >= 0
     sign = (f'<b style="color: {"#1a7f37" if positive else "#cf222e"};">'
             f'{"▲" if positive else "▼"} A = {sample.advantage:+.3g}</b>')
-    details = [html.escape(sample.label)] if sample.label else []
+    details = [html.escape(display_text(sample.label))] if sample.label else []
     details += [f"cross {_fmt(sample.cross_mean)}", f"within {_fmt(sample.within_mean)}"]
     spans = []
     for position, token in enumerate(sample.tokens):
@@ -237,7 +245,7 @@ class Heatmap:
     def page(self) -> str:
         "A complete standalone HTML5 document holding the heatmap."
         return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
-                f"<title>{html.escape(self.title)}</title></head>\n<body>{self.body}</body></html>\n")
+                f"<title>{html.escape(display_text(self.title))}</title></head>\n<body>{self.body}</body></html>\n")
 
     def save(
         self,
@@ -262,7 +270,7 @@ def token_heatmap(
     if not limit > 1:
         raise ValueError(f"limit must be > 1 (weights saturate at limit and 1/limit), got {limit!r}")
     vmax = _vmax(samples, by) if vmax is None else vmax
-    heading = f'<div style="font-weight: bold;">{html.escape(title)}</div>' if title else ""
+    heading = f'<div style="font-weight: bold;">{html.escape(display_text(title))}</div>' if title else ""
     rows = "".join(_row_html(sample, by, limit, vmax) for sample in samples)
     return Heatmap(f'<div class="denser-heatmap">{heading}{_legend_html(by, limit, vmax)}{rows}</div>',
                    title or f"DenseR token heatmap ({by})")
@@ -312,14 +320,14 @@ def plot_token_heatmap(
         header = " · ".join([f"{'▲' if positive else '▼'} A = {sample.advantage:+.3g}"] + ([sample.label] if sample.label else [])
                             + [f"cross {_fmt(sample.cross_mean)}", f"within {_fmt(sample.within_mean)}"])
         ax.text(0, y + 0.5, header, fontsize=fontsize, va="center", family="monospace",
-                color="#1a7f37" if positive else "#cf222e", fontweight="bold")
+                color="#1a7f37" if positive else "#cf222e", fontweight="bold", parse_math=False)
         y += 1
         for position, line, column, chunk in pieces:
             background = value_rgb(math.nan if values is None else values[position], by, limit, vmax)
             ax.add_patch(matplotlib.patches.Rectangle((column, y + line + 0.05), len(chunk), 0.9, color=background,
                                                       linewidth=0))
             ax.text(column, y + line + 0.5, chunk, fontsize=fontsize, va="center", family="monospace",
-                    color=text_rgb(background))
+                    color=text_rgb(background), parse_math=False)  # "$" is text, not mathtext
         y += max((p[1] for p in pieces), default=0) + 1.5
     scale = "weight (log scale, white = 1)" if by == "weights" else f"{by}-class divergence (0..{vmax:.3g})"
     fig.suptitle(f"{title}\ncolour: {scale}" if title else f"colour: {scale}", fontsize=fontsize + 1, y=1 - 0.1 / fig.get_figheight(), va="top")
