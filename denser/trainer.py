@@ -124,6 +124,7 @@ class DenseRTrainer(GRPOTrainer):
         args: DenseRConfig | None = None,  # DenseR settings; defaults to `DenseRConfig("<model>-DenseR")`
         **kwargs,  # every other `GRPOTrainer` argument (datasets, processing_class, peft_config, ...)
     ):
+        # Override: DenseR's defaults and the checks that need the model (layer count) and the process count.
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = DenseRConfig(f"{name.split('/')[-1]}-DenseR")
