@@ -11,6 +11,8 @@ _PUBLIC = {
     "capture_hidden_states": "denser.capture",
     "completion_states": "denser.capture",
     "windowed_similarity": "denser.align",
+    "DenseRConfig": "denser.trainer",
+    "DenseRTrainer": "denser.trainer",
 }
 
 __all__ = ["__version__", *_PUBLIC]

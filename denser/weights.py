@@ -119,7 +119,7 @@ def token_weights(
     def divergence(pairs):  # 1 - mean similarity over the selected references; 1 when there are none
         total = zeros.index_add(0, query[pairs], similarity[pairs])
         count = zeros[:, 0].index_add(0, query[pairs], torch.ones_like(similarity[pairs, 0]))[:, None]
-        return torch.where(count > 0, 1 - total / count.clamp_min(1), 1.0)
+        return torch.where(count > 0, (1 - total / count.clamp_min(1)).clamp_min(0.0), 1.0)  # cos may round above 1
 
     cross, within = divergence(~same_class), divergence(same_class)
     valid = mask & has_contrast[:, None]
