@@ -1,0 +1,50 @@
+"""`denser bench`: the dense reference agrees with `token_weights` and the loop twin; the command runs on a tiny size.
+
+No timing or memory assertions: those are measured by `denser bench`, not tested.
+"""
+import argparse
+import json
+
+import torch
+from hypothesis import given, settings
+
+from denser import bench
+from denser.weights import token_weights
+from naive import naive_token_weights
+from strategies import batches
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches())
+def test_dense_reference_equals_token_weights_and_loop_twin(batch):
+    args = batch["hidden"], batch["advantages"], batch["mask"], batch["num_generations"]
+    weights, cross, within = bench.load_dense()(*args, batch["window_size"])
+    fast = token_weights(*args, window_size=batch["window_size"])
+    slow_weights, slow_cross, slow_within = naive_token_weights(*args, batch["window_size"])
+    torch.testing.assert_close(weights, fast.weights, atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights.double(), slow_weights, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cross.double(), slow_cross, atol=1e-5, rtol=0, equal_nan=True)
+    torch.testing.assert_close(within.double(), slow_within, atol=1e-5, rtol=0, equal_nan=True)
+
+
+def test_dense_reference_on_bench_inputs_and_rollout_subset():
+    hidden, advantages, mask = bench.bench_inputs(96, num_generations=8, dim=16)
+    dense = bench.load_dense()
+    full = dense(hidden, advantages, mask, 8)[0]
+    torch.testing.assert_close(full, token_weights(hidden, advantages, mask, 8).weights, atol=1e-5, rtol=0)
+    subset = dense(hidden, advantages, mask, 8, rollouts=[0])[0]
+    torch.testing.assert_close(subset[0], full[0], atol=0, rtol=0)
+    assert (subset[1:] == 1).all()
+
+
+def test_bench_command_runs_on_a_tiny_size(tmp_path):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--lengths", "24", "--num-generations", "4", "--dim", "8", "--window-size", "2",
+                              "--repeats", "1", "--dense-repeats", "1", "--out", str(tmp_path)])
+    assert bench.run(args) == 0
+    results = json.loads((tmp_path / "bench.json").read_text())
+    row = results["rows"][0]
+    assert row["length"] == 24 and row["max_abs_diff"] <= 1e-5
+    assert row["dense"]["scale"] == 1 and row["token_weights"]["peak_kib"] >= 0
+    assert "| 24 |" in (tmp_path / "bench.md").read_text()
