@@ -9,6 +9,8 @@ export OMP_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
+# Offline copies of the benchmarks (MATH-500, AIME 24/25, AMC 23) beside the checkout; unset it to use the hub.
+export DENSER_DATA_DIR ?= $(abspath ../shared/data/benchmarks)
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE ?= 1
 

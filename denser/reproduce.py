@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class Experiment:
     report: Run | None = None  # executed in runs/EXPERIMENT/ after the runs
     description: str = ""  # one paragraph for --list
     run_timeout: int = 3600  # seconds allowed per run
+    jobs: int = 1  # runs executed at once (each in its own process); runs must not depend on each other if > 1
 
 # %% ../nbs/11_reproduce.ipynb #317fa7fd
 def _plain(value) -> bool:
@@ -84,7 +86,7 @@ def load_experiment(
 ) -> Experiment:
     "Read and check an experiment file."
     path = Path(name_or_path)
-    if not path.suffix:
+    if path.suffix not in (".yaml", ".yml"):
         path = EXPERIMENT_NOTEBOOKS / f"{name_or_path}.yaml"
     if not path.exists():
         raise ValueError(f"unknown experiment {str(name_or_path)!r}; available: {', '.join(list_experiments()) or 'none'}")
@@ -100,7 +102,7 @@ def load_experiment(
     report = spec.get("report")
     return Experiment(
         name=spec.get("name", path.stem), runs=runs, description=spec.get("description", ""),
-        run_timeout=int(spec.get("run_timeout", 3600)),
+        run_timeout=int(spec.get("run_timeout", 3600)), jobs=int(spec.get("jobs", 1)),
         report=Run("report", report["notebook"], {**defaults, **(report.get("parameters") or {})}) if report else None,
     )
 
@@ -135,7 +137,8 @@ def execute_run(
     "Execute one run in a child papermill process and return (and save) its status."
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = run_dir / f"{run.notebook}.ipynb"
-    (run_dir / "parameters.yaml").write_text(yaml.safe_dump(run.parameters, sort_keys=True))
+    # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report)
+    (run_dir / "parameters.yaml").write_text(yaml.safe_dump({**run.parameters, "out_dir": str(run_dir)}, sort_keys=True))
     (run_dir / "progress.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "papermill", str(experiment_notebook(run.notebook)), str(executed),
                "-f", str(run_dir / "parameters.yaml"), "--cwd", str(run_dir), "-k", kernel, "--language", "python",
@@ -188,7 +191,7 @@ def reproduce(
     "Execute every run not already done, then the report; return each run's status."
     root = Path(runs_root).resolve() / experiment.name
     selected = [r for r in experiment.runs if not only or r.name in only]
-    statuses = {}
+    statuses, pending = {}, []
     started = time.time()
     for i, run in enumerate(selected, 1):
         run_dir = root / run.name
@@ -196,15 +199,21 @@ def reproduce(
         label = f"run {i} of {len(selected)}: {run.name} ({run.notebook})"
         if dry_run:
             echo(f"{label} {'[done, would skip]' if done else ''} {json.dumps(run.parameters, sort_keys=True)}")
-            continue
-        if done:
+        elif done:
             echo(f"{label}: done before with the same parameters, skipped")
             statuses[run.name] = json.loads((run_dir / "status.json").read_text())
-            continue
+        else:
+            pending.append((label, run, run_dir))
+
+    def execute(label, run, run_dir):
         echo(f"{label}: started, {time.time() - started:.0f} s into the experiment")
-        statuses[run.name] = status = execute_run(run, run_dir, experiment.run_timeout, echo=echo)
+        status = execute_run(run, run_dir, experiment.run_timeout, echo=echo)
         outcome = "ok" if status["ok"] else f"FAILED: {status['error']} (see {run_dir / 'log.txt'})"
         echo(f"{label}: {outcome}, {status['seconds']:.0f} s")
+        return run.name, status
+
+    with ThreadPoolExecutor(max_workers=max(1, experiment.jobs)) as pool:
+        statuses.update(pool.map(lambda job: execute(*job), pending))
     if experiment.report and not dry_run:
         echo(f"report: building tables and figures in {root}")
         statuses["report"] = status = execute_run(experiment.report, root, experiment.run_timeout, echo=echo)
@@ -225,7 +234,7 @@ def run(args) -> int:
     "Run an experiment; exit 1 if any run or the report failed."
     if args.list or not args.experiment:
         for name in list_experiments():
-            print(f"{name:24s} {load_experiment(name).description.strip().splitlines()[0] if load_experiment(name).description else ''}")
+            print(f"{name:22s} {load_experiment(name).description.split('. ')[0]}")
         return 0
     experiment = load_experiment(args.experiment)
     only = [n for n in args.only.split(",") if n]
