@@ -22,23 +22,30 @@ def proportional_centers(
 
 # %% ../nbs/02_align.ipynb #efc08a75
 def _query_band(flat, inverse_norms, query, references, query_length, reference_lengths, query_end, length,
-                window_size, tile, chunk_bytes):
-    "(k, T) clamped windowed max cosine of row `query` against k reference rows, a chunk of tiles at a time."
+                window_size, tile, chunk_bytes, reverse):
+    "((k, T) m of row `query` against k reference rows, (k, T) m of each reference against it or None)."
     count, dim, window = len(references), flat.shape[1], 2 * window_size + 1
     device = flat.device
     tiles = -(-query_end // tile)
     centers = proportional_centers(query_length.expand(count), reference_lengths, tiles * tile).view(count, tiles, tile)
     span_start = centers[:, :, 0] - window_size  # (k, tiles)
-    widths = (centers[:, :, -1] - centers[:, :, 0]).amax(1) + window  # (k,) span width of each reference
+    widths = (centers[:, :, -1] - centers[:, :, 0]).amax(1) + window + int(reverse)  # (k,) span width of each reference
     offsets = widths.cumsum(0) - widths  # first column of each reference's span
     owner = torch.repeat_interleave(torch.arange(count, device=device), widths)  # (S,) reference of each column
-    span = span_start[owner].T + (torch.arange(len(owner), device=device) - offsets[owner])  # (tiles, S)
+    span = span_start[owner].T + (torch.arange(len(owner), device=device) - offsets[owner])  # (tiles, S) positions
     inside = (span >= 0) & (span < length)
     rows = torch.where(inside, references[owner] * length + span, 0)  # (tiles, S) rows of `flat`
     scale = torch.where(inside, inverse_norms[rows], 0.0)[:, None, :]  # (tiles, 1, S) u_r(s)
+    padded = torch.nn.functional.pad(inverse_norms[query * length:(query + 1) * length], (0, tiles * tile))
+    query_scale = padded[:tiles * tile].view(tiles, tile, 1)  # u_q(t), 0 past the row end
     starts = (offsets[:, None, None] + centers - centers[:, :, :1]).permute(1, 2, 0).contiguous()[..., None]  # (tiles, C, k, 1)
     window_offsets = torch.arange(window, device=device)
     queries = flat[query * length:(query + 1) * length]  # (T, D) view of the query row
+    if reverse:  # reference position s looks at query positions c'(s) - w .. c'(s) + w
+        back_centers = torch.where(inside, span * query_length // reference_lengths.clamp_min(1)[owner], -2 * length - window)
+        slots = torch.where(inside, owner * length + span, count * length)  # (tiles, S) into `backward`; last: discarded
+        backward = flat.new_zeros(count * length + 1)
+        positions = torch.arange(tiles * tile, device=device).view(tiles, tile, 1)
 
     per_chunk = max(1, chunk_bytes // (len(owner) * dim * flat.element_size()))
     span_buffer = flat.new_empty(min(per_chunk, tiles) * len(owner), dim)
@@ -51,13 +58,17 @@ def _query_band(flat, inverse_norms, query, references, query_length, reference_
         chunk_queries = queries[first * tile:last * tile]
         if len(chunk_queries) < chunk * tile:  # the last tile runs past the row end
             chunk_queries = torch.nn.functional.pad(chunk_queries, (0, 0, 0, chunk * tile - len(chunk_queries)))
-        products = torch.bmm(chunk_queries.view(chunk, tile, dim), spans.view(chunk, -1, dim).transpose(1, 2),
-                             out=product_buffer[:chunk])
-        products.mul_(scale[first:last])
+        cosine = torch.bmm(chunk_queries.view(chunk, tile, dim), spans.view(chunk, -1, dim).transpose(1, 2),
+                           out=product_buffer[:chunk])
+        cosine.mul_(scale[first:last]).mul_(query_scale[first:last])
         columns = (starts[first:last] + window_offsets).view(chunk, tile, count * window)
-        best[:, first * tile:last * tile] = products.gather(2, columns).view(chunk * tile, count, window).amax(-1).T
+        best[:, first * tile:last * tile] = cosine.gather(2, columns).view(chunk * tile, count, window).amax(-1).T
+        if reverse:
+            near = (positions[first:last] - back_centers[first:last, None, :]).abs_() <= window_size  # (chunk, C, S)
+            backward.scatter_reduce_(0, slots[first:last].reshape(-1), torch.where(near, cosine, 0.0).amax(1).reshape(-1),
+                                     "amax")
     best = best[:, :length] if best.shape[1] >= length else torch.nn.functional.pad(best, (0, length - best.shape[1]))
-    return best.mul_(inverse_norms[query * length:(query + 1) * length]).clamp_min_(0.0)
+    return best.clamp_min_(0.0), (backward[:-1].view(count, length) if reverse else None)
 
 # %% ../nbs/02_align.ipynb #6c715a84
 def windowed_similarity(
@@ -76,14 +87,27 @@ def windowed_similarity(
         return similarity
     mask = mask.bool()
     flat = hidden_states.float().reshape(-1, dim)
-    inverse_norms = mask.reshape(-1) / flat.norm(dim=-1).clamp_min(1e-12)  # 0 on invalid tokens
+    inverse_norms = mask.reshape(-1) / flat.norm(dim=-1).clamp_min(1e-12)  # u, 0 on invalid tokens
     lengths = mask.sum(-1)
+    sizes = lengths.tolist()
     ends = torch.where(mask, torch.arange(1, length + 1, device=mask.device), 0).amax(-1).tolist()  # last valid + 1
-    for query in query_index.unique().tolist():
-        if ends[query] == 0:  # no valid query token
+    wanted = {}  # (query, reference) -> the indices of that pair in the input
+    for index, pair in enumerate(zip(query_index.tolist(), reference_index.tolist())):
+        wanted.setdefault(pair, []).append(index)
+    jobs = {}  # query row -> the references it computes
+    for query, reference in wanted:
+        if (reference, query) in wanted and (sizes[reference], -reference) > (sizes[query], -query):
+            continue  # the longer row of the two computes both directions
+        jobs.setdefault(query, []).append(reference)
+    for query, references in jobs.items():
+        if ends[query] == 0:  # no valid query token: both directions are 0
             continue
-        pairs = (query_index == query).nonzero().squeeze(1)
-        similarity[pairs] = _query_band(flat, inverse_norms, query, reference_index[pairs], lengths[query],
-                                        lengths[reference_index[pairs]], ends[query], length, window_size,
-                                        tile_size, chunk_bytes)
+        both = [reference != query and (reference, query) in wanted for reference in references]
+        rows = torch.tensor(references, device=mask.device)
+        forward, backward = _query_band(flat, inverse_norms, query, rows, lengths[query], lengths[rows], ends[query],
+                                        length, window_size, tile_size, chunk_bytes, any(both))
+        for j, reference in enumerate(references):
+            similarity[wanted[(query, reference)]] = forward[j]
+            if both[j]:
+                similarity[wanted[(reference, query)]] = backward[j]
     return similarity
