@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import pandas as pd
 import torch
 
 from .weights import TokenWeights
 
 # %% auto #0
-__all__ = ['COLOR_BY', 'MISSING_COLOR', 'TokenSample', 'samples_from_batch', 'sample_from_record', 'read_samples',
+__all__ = ['COLOR_BY', 'MISSING_COLOR', 'LOG_FILES', 'TokenSample', 'samples_from_batch', 'sample_from_record', 'read_samples',
            'value_fraction', 'value_rgb', 'css_rgb', 'text_rgb', 'display_text', 'Heatmap', 'token_heatmap',
            'plot_token_heatmap', 'plot_weight_histogram', 'read_log_history', 'plot_denser_metrics']
 
@@ -354,25 +356,35 @@ def plot_weight_histogram(
     return ax
 
 # %% ../nbs/09_viz.ipynb #9fde8310
-def _trainer_state(path: Path) -> Path:
-    "`path` itself, or the trainer_state.json in the run folder `path` or in its newest checkpoint."
+LOG_FILES = ("trainer_state.json", "metrics.json")  # files holding a log history, in the order they are looked for
+
+
+def _log_file(path: Path) -> Path:
+    "`path` itself, or the first of `LOG_FILES` in the run folder `path`, else in its newest checkpoint."
     if path.is_file():
         return path
-    candidates = [path / "trainer_state.json"] + sorted(
-        path.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]), reverse=True)
-    for candidate in candidates:
+    checkpoints = sorted(path.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]),
+                         reverse=True)
+    for candidate in [path / name for name in LOG_FILES] + checkpoints:
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"no trainer_state.json in {path} or its checkpoint-*/ folders; pass "
+    raise FileNotFoundError(f"no {' or '.join(LOG_FILES)} in {path} or its checkpoint-*/ folders; pass "
                             "trainer.state.log_history, or call trainer.save_state() after training")
 
 
 def read_log_history(
-    source: str | os.PathLike | list[dict],  # trainer.state.log_history, a trainer_state.json, or a run folder
+    source: str | os.PathLike | list[dict],  # log_history itself, a trainer_state.json/metrics.json, or a run folder
 ) -> pd.DataFrame:
     "The logged metrics, one row per logged step (index `step`), training logs only."
     if isinstance(source, (str, os.PathLike)):
-        source = json.loads(_trainer_state(Path(source)).read_text())["log_history"]
+        path = _log_file(Path(source))
+        content = json.loads(path.read_text())
+        if isinstance(content, dict):
+            if not any(key in content for key in ("log_history", "train")):
+                raise ValueError(f"{path} holds no log history: expected a list, or a 'log_history' (trainer_state.json) "
+                                 "or 'train' (metrics.json) entry")
+            content = content.get("log_history", content.get("train"))
+        source = content
     frame = pd.DataFrame([entry for entry in source if "step" in entry and "train_runtime" not in entry])
     if frame.empty:
         return frame
@@ -398,6 +410,7 @@ def plot_denser_metrics(
         ax.plot(series.index, series.values, marker="o", ms=3)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(keys):]:
         ax.axis("off")
