@@ -22,9 +22,9 @@ import torch
 from .weights import TokenWeights
 
 # %% auto #0
-__all__ = ['COLOR_BY', 'MISSING_COLOR', 'LOG_FILES', 'TokenSample', 'samples_from_batch', 'sample_from_record', 'read_samples',
-           'value_fraction', 'value_rgb', 'css_rgb', 'text_rgb', 'display_text', 'Heatmap', 'token_heatmap',
-           'plot_token_heatmap', 'plot_weight_histogram', 'read_log_history', 'plot_denser_metrics']
+__all__ = ['COLOR_BY', 'MISSING_COLOR', 'VALUE_NAMES', 'LOG_FILES', 'TokenSample', 'samples_from_batch', 'sample_from_record',
+           'read_samples', 'value_fraction', 'value_rgb', 'css_rgb', 'text_rgb', 'display_text', 'Heatmap',
+           'token_heatmap', 'plot_token_heatmap', 'plot_weight_histogram', 'read_log_history', 'plot_denser_metrics']
 
 # %% ../nbs/09_viz.ipynb #7ad33ebb
 @dataclass
@@ -183,6 +183,9 @@ def display_text(
                    else f"\\u{ord(c):04x}" for c in token)
 
 # %% ../nbs/09_viz.ipynb #2e7d156c
+VALUE_NAMES = {"weights": "weight", "cross": "cross", "within": "within"}  # a token's value, as its tooltip names it
+
+
 def _values(sample: TokenSample, by: str) -> list[float] | None:
     return {"weights": sample.weights, "cross": sample.cross, "within": sample.within}[by]
 
@@ -206,11 +209,10 @@ def _legend_html(by: str, limit: float, vmax: float) -> str:
         name = f"{by}-class divergence"
     stops = ", ".join(f"{css_rgb(value_rgb(tick, by, limit, vmax))} {100 * i / (len(ticks) - 1):.0f}%"
                       for i, tick in enumerate(ticks))
-    labels = "".join(f'<span style="flex: 1; text-align: {align};">{_fmt(tick)}</span>'
-                     for tick, align in zip(ticks[:: len(ticks) - 1], ("left", "right")))
+    labels = "".join(f"<span>{_fmt(tick)}</span>" for tick in (ticks[0], ticks[len(ticks) // 2], ticks[-1]))
     return (f'<div style="margin: 4px 0 8px 0; font-size: 11px;">{html.escape(name)}'
             f'<div style="width: 240px; height: 10px; background: linear-gradient(to right, {stops});"></div>'
-            f'<div style="width: 240px; display: flex;">{labels}</div></div>')
+            f'<div style="width: 240px; display: flex; justify-content: space-between;">{labels}</div></div>')
 
 
 def _row_html(sample: TokenSample, by: str, limit: float, vmax: float) -> str:
@@ -224,7 +226,7 @@ def _row_html(sample: TokenSample, by: str, limit: float, vmax: float) -> str:
     for position, token in enumerate(sample.tokens):
         value = math.nan if values is None else values[position]
         background = value_rgb(value, by, limit, vmax)
-        tip = f"t={position} {by}={_fmt(value)} token={token!r}"
+        tip = f"t={position} {VALUE_NAMES[by]}={_fmt(value)} token={token!r}"
         spans.append(f'<span title="{html.escape(tip, quote=True)}" style="background: {css_rgb(background)}; '
                      f'color: {css_rgb(text_rgb(background))};">{html.escape(display_text(token))}</span>')
     missing = "" if values is not None else f' <i>(no per-token {by} divergence recorded)</i>'
