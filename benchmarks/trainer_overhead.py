@@ -7,8 +7,9 @@ Usage (CPU, one torch thread; each configuration is trained `--rounds` times, al
 
 Both trainers get the same model weights, prompts, seed and settings, and learning_rate=0, so the policy never
 changes and every step samples the same completions in both (checked: the completion ids are hashed per step).
-The first step of every run is a warm-up and is not counted. Parts of a step, timed by wrapping the trainer's
-methods on the instance (nothing in the package is changed):
+The first step of every run is a warm-up and is not counted. Each part is timed in wall-clock seconds and in
+the process's CPU seconds (steadier when other jobs share the cores). Parts of a step, timed by wrapping the
+trainer's methods on the instance (nothing in the package is changed):
 
 - generation: `_generate` (sampling with the policy);
 - capture forward: no-grad policy forwards while scoring (`_get_per_token_logps_and_entropies` without grad):
@@ -45,29 +46,34 @@ def digit_share(completions, **kwargs):
     return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
 
 
+def clocks():
+    "(wall, CPU) seconds now; CPU is this process's, steadier than wall time on a shared machine."
+    return time.perf_counter(), time.process_time()
+
+
 class StepClock(TrainerCallback):
-    "Wall time of each optimizer step."
+    "Wall and CPU time of each optimizer step."
 
     def __init__(self):
         self.seconds, self._started = [], None
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self._started = time.perf_counter()
+        self._started = clocks()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.seconds.append(time.perf_counter() - self._started)
+        self.seconds.append(tuple(now - then for now, then in zip(clocks(), self._started)))
 
 
 def timed(record, key, function, only=None):
-    "`function`, adding its wall time to record[key][-1] (when `only()` holds)."
+    "`function`, adding its (wall, CPU) time to record[key][-1] (when `only()` holds)."
     def wrapper(*args, **kwargs):
         if only is not None and not only():
             return function(*args, **kwargs)
-        started = time.perf_counter()
+        started = clocks()
         try:
             return function(*args, **kwargs)
         finally:
-            record[key][-1] += time.perf_counter() - started
+            record[key][-1] = tuple(total + now - then for total, now, then in zip(record[key][-1], clocks(), started))
     return wrapper
 
 
@@ -92,7 +98,7 @@ def train_once(kind, model, tokenizer, prompts, args):
     class NewStep(TrainerCallback):
         def on_step_begin(self, *_, **__):
             for key in ("generation", "capture", "weights", "score", "loss", "training_step"):
-                record[key].append(0.0)
+                record[key].append((0.0, 0.0))
 
     trainer.add_callback(NewStep())
     trainer._generate = timed(record, "generation", trainer._generate)
@@ -116,11 +122,15 @@ def train_once(kind, model, tokenizer, prompts, args):
         trainer_module.token_weights = original_weights
     steps = []
     for i, total in enumerate(clock.seconds):
-        generation, capture, weights = record["generation"][i], record["capture"][i], record["weights"][i]
-        score_seconds, loss, step = record["score"][i], record["loss"][i], record["training_step"][i]
-        steps.append({"generation": generation, "capture forward": capture, "weights": weights,
-                      "other scoring": score_seconds - generation - capture - weights, "loss forward": loss,
-                      "backward": step - score_seconds - loss, "optimizer and rest": total - step, "total": total})
+        steps.append({})
+        for clock_index, clock_name in enumerate(("wall", "cpu")):
+            part = {key: values[i][clock_index] for key, values in record.items()}
+            generation, capture, weights = part["generation"], part["capture"], part["weights"]
+            steps[-1][clock_name] = {
+                "generation": generation, "capture forward": capture, "weights": weights,
+                "other scoring": part["score"] - generation - capture - weights, "loss forward": part["loss"],
+                "backward": part["training_step"] - part["score"] - part["loss"],
+                "optimizer and rest": total[clock_index] - part["training_step"], "total": total[clock_index]}
     lengths = [len(trainer._buffered_inputs[0]["completion_mask"][0])] if trainer._buffered_inputs else []
     return dict(kind=kind, steps=steps[1:], hashes=hashes[1:], completion_tokens=lengths)
 
@@ -145,23 +155,26 @@ def main():
         for kind in (("grpo", "denser") if round_index % 2 == 0 else ("denser", "grpo")):
             started = time.perf_counter()
             runs.append(train_once(kind, model, tokenizer, prompts, args))
-            print(f"round {round_index} {kind}: {time.perf_counter() - started:.1f} s, "
-                  f"step totals {[round(s['total'], 3) for s in runs[-1]['steps']]}", flush=True)
+            print(f"round {round_index} {kind}: {time.perf_counter() - started:.1f} s, step totals wall "
+                  f"{[round(s['wall']['total'], 2) for s in runs[-1]['steps']]} cpu "
+                  f"{[round(s['cpu']['total'], 2) for s in runs[-1]['steps']]}", flush=True)
     same_batches = len({tuple(run["hashes"]) for run in runs}) == 1
-    summary = {}
-    for kind in ("grpo", "denser"):
-        steps = [step for run in runs if run["kind"] == kind for step in run["steps"]]
-        summary[kind] = {part: statistics.median(step[part] for step in steps) for part in (*PARTS, "total")}
-    ratio = summary["denser"]["total"] / summary["grpo"]["total"]
+    summary = {clock_name: {kind: {part: statistics.median(step[clock_name][part] for run in runs if run["kind"] == kind
+                                                      for step in run["steps"]) for part in (*PARTS, "total")}
+                            for kind in ("grpo", "denser")} for clock_name in ("wall", "cpu")}
+    ratio = {clock_name: summary[clock_name]["denser"]["total"] / summary[clock_name]["grpo"]["total"]
+             for clock_name in ("wall", "cpu")}
     lines = [f"model {args.model}; G={args.num_generations}, {args.groups} prompt(s) per step, max_completion_length="
              f"{args.completion_length}; {args.rounds} runs x {args.steps} measured steps per configuration "
-             f"(median per step, seconds); same completions in every run: {same_batches}; "
+             f"(median per step, seconds, wall-clock and process CPU); same completions in every run: {same_batches}; "
              f"torch threads {torch.get_num_threads()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             "| part | GRPO s | DenseR s | DenseR - GRPO s |", "|---|---:|---:|---:|"]
+             "| part | GRPO wall s | DenseR wall s | GRPO CPU s | DenseR CPU s | DenseR - GRPO CPU s |",
+             "|---|---:|---:|---:|---:|---:|"]
     for part in (*PARTS, "total"):
-        grpo, dense = summary["grpo"][part], summary["denser"][part]
-        lines.append(f"| {part} | {grpo:.3f} | {dense:.3f} | {dense - grpo:+.3f} |")
-    lines += ["", f"DenseR / GRPO step time: {ratio:.3f}"]
+        wall, cpu = summary["wall"], summary["cpu"]
+        lines.append(f"| {part} | {wall['grpo'][part]:.3f} | {wall['denser'][part]:.3f} | {cpu['grpo'][part]:.3f} | "
+                     f"{cpu['denser'][part]:.3f} | {cpu['denser'][part] - cpu['grpo'][part]:+.3f} |")
+    lines += ["", f"DenseR / GRPO step time: {ratio['wall']:.3f} (wall), {ratio['cpu']:.3f} (CPU)"]
     table = "\n".join(lines)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
