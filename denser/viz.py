@@ -281,11 +281,13 @@ def token_heatmap(
 
 # %% ../nbs/09_viz.ipynb #efae0981
 def _layout(tokens: list[str], width: int) -> list[tuple[int, int, int, str]]:
-    "(token position, line, column, text) pieces of each token on a monospaced grid `width` characters wide."
+    "(token position, line, column, text) pieces on a grid `width` characters wide; only tokens longer than a line are split."
     pieces, line, column = [], 0, 0
     for position, token in enumerate(tokens):
         for part_index, part in enumerate(display_text(token).split("\n")):
             if part_index:
+                line, column = line + 1, 0
+            if column and column + len(part) > width >= len(part):  # wrap before a token that fits on a line
                 line, column = line + 1, 0
             while part:
                 if column >= width:
