@@ -11,9 +11,7 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -26,7 +24,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 
 from .data import BENCHMARKS, build_prompt, load_benchmark, reasoning_gym_dataset
-from .models import HUB_ID, OFFLINE_MODELS, cache_root, load
+from .models import HUB_ID, OFFLINE_MODELS, cache_root, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
 # %% auto #0
@@ -256,15 +254,7 @@ def checkpoint_dir(
         return str(Path(model).expanduser()) if Path(model).expanduser().is_dir() else model
     path = cache_root(cache_dir) / "checkpoints" / model
     if not (path / "config.json").exists():
-        weights, tokenizer = load(model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{model}-"))
-        weights.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(path)
-        except OSError:  # another process saved it first
-            shutil.rmtree(staging)
+        save_checkpoint(*load(model), path)
     return str(path)
 
 # %% ../nbs/08_eval.ipynb #31e6f343

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'CHATML_TEMPLATE', 'TINY_SPECIAL_TOKENS', 'TINY_ARCHITECTURES', 'TINY_SHAPE', 'SMOLLM2_GGUF',
-           'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'convert_smollm2', 'load']
+           'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'save_checkpoint',
+           'convert_smollm2', 'load']
 
 # %% ../nbs/04_models.ipynb #9193e4ae
 import importlib.util
@@ -113,6 +114,23 @@ def cache_root(
     return Path(cache_dir or os.environ.get("DENSER_CACHE") or Path.home() / ".cache" / "denser").expanduser()
 
 # %% ../nbs/04_models.ipynb #c9e16860
+def save_checkpoint(
+    model,  # a transformers model
+    tokenizer,  # its tokenizer
+    destination: Path,  # directory to create; left as it is if another process created it first
+) -> Path:
+    "Save model and tokenizer atomically: into a staging directory, then renamed into place."
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(destination)
+    except OSError:  # another process finished first; its copy is identical
+        shutil.rmtree(staging)
+    return destination
+
+# %% ../nbs/04_models.ipynb #586e1726
 def convert_smollm2(
     destination: Path,  # directory that will hold config, safetensors weights and tokenizer
 ) -> Path:
@@ -126,15 +144,7 @@ def convert_smollm2(
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    try:
-        staging.rename(destination)
-    except OSError:  # another process finished first; its copy is identical
-        shutil.rmtree(staging)
-    return destination
+    return save_checkpoint(model, tokenizer, destination)
 
 # %% ../nbs/04_models.ipynb #183b52b6
 def _load_smollm2(
