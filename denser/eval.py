@@ -24,15 +24,14 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 
 from .data import BENCHMARKS, build_prompt, load_benchmark, reasoning_gym_dataset
-from .models import HUB_ID, OFFLINE_MODELS, cache_root, load, save_checkpoint
+from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
 # %% auto #0
 __all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'BACKENDS', 'pass_at_k', 'answer_classes',
            'majority_vote_at_k', 'EvalSet', 'check_benchmark', 'load_eval_set', 'prompt_ids', 'derive_seed',
-           'Completion', 'HFBackend', 'check_model', 'checkpoint_dir', 'VLLMBackend', 'EvalConfig', 'read_records',
-           'append_records', 'check_settings', 'sample_records', 'summarize', 'markdown_table', 'evaluate',
-           'add_arguments', 'run']
+           'Completion', 'HFBackend', 'checkpoint_dir', 'VLLMBackend', 'EvalConfig', 'read_records', 'append_records',
+           'check_settings', 'sample_records', 'summarize', 'markdown_table', 'evaluate', 'add_arguments', 'run']
 
 # %% ../nbs/08_eval.ipynb #80609ee2
 def pass_at_k(
@@ -233,15 +232,6 @@ class HFBackend:
         new = out[:, batch["input_ids"].shape[1]:].tolist()
         completions = [_decode(self.tokenizer, ids, self.eos_ids) for ids in new]
         return [completions[i * n:(i + 1) * n] for i in range(len(prompts))]
-
-# %% ../nbs/08_eval.ipynb #81a10acc
-def check_model(
-    model: str,  # a name for `denser.models.load`
-):
-    "Raise a `ValueError` listing the offline models when `model` is neither one of them, a directory nor a hub id."
-    if model not in OFFLINE_MODELS and not Path(model).expanduser().is_dir() and not HUB_ID.match(model):
-        raise ValueError(f"unknown model {model!r}: use a hub id 'owner/name', a local directory, or one of "
-                         f"{', '.join(OFFLINE_MODELS)}")
 
 # %% ../nbs/08_eval.ipynb #5818bc41
 def checkpoint_dir(

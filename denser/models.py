@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'CHATML_TEMPLATE', 'TINY_SPECIAL_TOKENS', 'TINY_ARCHITECTURES', 'TINY_SHAPE', 'SMOLLM2_GGUF',
            'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'save_checkpoint',
-           'convert_smollm2', 'load']
+           'convert_smollm2', 'check_model', 'load']
 
 # %% ../nbs/04_models.ipynb #9193e4ae
 import importlib.util
@@ -174,6 +174,15 @@ def _from_pretrained(
     return model.eval(), tokenizer
 
 # %% ../nbs/04_models.ipynb #0c9e1892
+def check_model(
+    model: str,  # a name for `load`
+):
+    "Raise a `ValueError` listing the offline models when `model` is neither one of them, a directory nor a hub id."
+    if model not in OFFLINE_MODELS and not Path(model).expanduser().is_dir() and not HUB_ID.match(model):
+        raise ValueError(f"unknown model {model!r}: use a hub id 'owner/name', a local directory, or one of "
+                         f"{', '.join(OFFLINE_MODELS)}")
+
+# %% ../nbs/04_models.ipynb #1213e46d
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 def load(
@@ -189,7 +198,5 @@ def load(
         return tiny_model(name, tokenizer, seed=seed, dtype=dtype), tokenizer
     if name == "smollm2-135m-instruct":
         return _load_smollm2(cache_dir, dtype)
-    if Path(name).expanduser().is_dir() or HUB_ID.match(name):
-        return _from_pretrained(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name, dtype)
-    raise ValueError(f"unknown model {name!r}: use a hub id 'owner/name', a local directory, or one of "
-                     f"{', '.join(OFFLINE_MODELS)}")
+    check_model(name)
+    return _from_pretrained(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name, dtype)
