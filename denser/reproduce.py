@@ -242,7 +242,8 @@ def run(args) -> int:
     if unknown:
         print(f"unknown runs {unknown}; runs of {experiment.name}: {[r.name for r in experiment.runs]}", file=sys.stderr)
         return 2
-    statuses = reproduce(experiment, args.runs_dir, only, args.dry_run)
+    statuses = reproduce(experiment, args.runs_dir, only, args.dry_run,
+                         echo=lambda line: print(line, flush=True))  # progress shows when piped to a log
     failed = [name for name, status in statuses.items() if not status["ok"]]
     if failed:
         print(f"{len(failed)} of {len(statuses)} failed: {', '.join(failed)}", file=sys.stderr)

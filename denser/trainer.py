@@ -21,7 +21,7 @@ from .capture import capture_hidden_states, completion_states, find_decoder_laye
 from .weights import TokenWeights, check_weight_params, token_weights
 
 # %% auto #0
-__all__ = ['check_complete_groups', 'DenseRConfig', 'DenseRTrainer']
+__all__ = ['CAPTURE_SOURCES', 'check_complete_groups', 'DenseRConfig', 'DenseRTrainer']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -41,6 +41,9 @@ def check_complete_groups(
         )
 
 # %% ../nbs/07_trainer.ipynb #c6f41c09
+CAPTURE_SOURCES = ("auto", "scoring", "training")  # values of `DenseRConfig.denser_capture`
+
+
 @dataclass
 class DenseRConfig(GRPOConfig):
     "`GRPOConfig` plus DenseR's token-weight settings (flag names as in the public reference)."
@@ -72,6 +75,14 @@ class DenseRConfig(GRPOConfig):
         default=-1,
         metadata={"help": "Decoder layer whose output (before the final norm) gives the hidden states; -1 is the last."},
     )
+    denser_capture: str = field(
+        default="auto",
+        metadata={"help": "Which policy forward gives the hidden states. 'auto': TRL's old-logprob pass when TRL runs "
+                  "one, else the training forward when a generation batch is one micro-batch (steps_per_generation "
+                  "= 1), else one extra no-grad forward while scoring. 'scoring': TRL's pass or the extra forward, so "
+                  "the buffered batch holds (B, T) advantages before the loss. 'training': always the training forward "
+                  "(needs steps_per_generation = 1)."},
+    )
     denser_sample_groups: int = field(
         default=0,
         metadata={"help": "Prompt groups written every logging step, with tokens, advantages and per-token weights, "
@@ -84,6 +95,9 @@ class DenseRConfig(GRPOConfig):
         if self.denser_sample_groups < 0:
             raise ValueError(f"denser_sample_groups must be >= 0 (0 turns sample logging off), "
                              f"got {self.denser_sample_groups}")
+        if self.denser_capture not in CAPTURE_SOURCES:
+            raise ValueError(f"denser_capture must be one of {', '.join(map(repr, CAPTURE_SOURCES))}, "
+                             f"got {self.denser_capture!r}")
         if self.use_denser and self.use_liger_kernel:
             raise ValueError("use_liger_kernel=True is not supported with use_denser=True: Liger's fused GRPO loss "
                              "takes one advantage per completion and cannot apply DenseR's per-token advantages. "
@@ -92,6 +106,10 @@ class DenseRConfig(GRPOConfig):
         if self.use_denser:
             check_complete_groups(self.per_device_train_batch_size, self.steps_per_generation,
                                   self.num_generations, self.world_size)
+        if self.use_denser and self.denser_capture == "training" and self.steps_per_generation != 1:
+            raise ValueError(f"denser_capture='training' reads the states of the training forward, which needs every "
+                             f"generation batch to be a single micro-batch (steps_per_generation=1), got "
+                             f"steps_per_generation={self.steps_per_generation}. Use denser_capture='auto' or 'scoring'.")
 
 # %% ../nbs/07_trainer.ipynb #0e9c03f4
 def _adapters_disabled(model) -> bool:
@@ -103,13 +121,16 @@ _FORWARD_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attentio
                  "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
 
 
+_ROW = "denser_row"  # key of the (B,) scored-batch positions a batch carries while its weights are pending
+
+
 @dataclass
 class _PolicyPass:
-    "Hidden states recorded during one no-grad policy forward over the scored batch."
+    "Hidden states recorded during one policy forward over a batch."
     shape: tuple  # (B, P+T) of the input ids
     states: list  # one (b, P+T, D) tensor per chunk TRL ran
     seconds: float  # wall-clock time of the pass
-    own: bool  # whether DenseR ran it (True) or reused TRL's old-logprob pass (False)
+    source: str = "trl"  # "trl" (TRL's old-logprob pass), "own" (DenseR's extra forward) or "training"
 
 # %% ../nbs/07_trainer.ipynb #72a99c93
 class DenseRTrainer(GRPOTrainer):
@@ -132,7 +153,8 @@ class DenseRTrainer(GRPOTrainer):
             raise TypeError(f"args must be a DenseRConfig (a GRPOConfig with DenseR's fields), "
                             f"got {type(args).__name__}")
         super().__init__(model, reward_funcs, args=args, **kwargs)
-        self._denser_passes = None  # a list only while a generation batch is being scored
+        self._denser_passes = None  # a list only while DenseR records a scoring-time policy forward
+        self._denser_pending = None  # the micro-batch whose weights its training forward is about to give
         if args.use_denser:
             check_complete_groups(args.per_device_train_batch_size, args.steps_per_generation,
                                   self.num_generations, self.accelerator.num_processes)
@@ -145,66 +167,101 @@ class DenseRTrainer(GRPOTrainer):
 
     def _is_policy_forward(self, model) -> bool:
         "Whether a forward of `model` runs the trained policy (not a reference model or disabled adapters)."
-        if model is not self.model:
-            return False
         policy = self.accelerator.unwrap_model(model)
+        if policy is not self.accelerator.unwrap_model(self.model):
+            return False
         if not is_peft_model(policy):
             return True
         return policy.active_adapter == self._denser_adapter and not _adapters_disabled(policy)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
-        # Override: record the chosen layer's states during the policy's no-grad scoring pass only; reference
-        # passes (PEFT adapters off), generation and training forwards run untouched.
-        if self._denser_passes is None or not self._is_policy_forward(model):
+        # Override: record the chosen layer's states during the policy forwards DenseR reads (a scoring-time pass,
+        # or the training forward of a batch whose weights are pending); reference passes (PEFT adapters off),
+        # generation and every other forward run untouched.
+        pending, self._denser_pending = self._denser_pending, None
+        if pending is not None and not self._is_policy_forward(model):
+            raise RuntimeError("DenseR expected the training forward of its pending batch to be the policy's, but "
+                               "TRL's loss ran another model (or the adapters disabled) first; its weights would "
+                               "be missing from this step.")
+        if (self._denser_passes is None and pending is None) or not self._is_policy_forward(model):
             return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
         start = time.perf_counter()
         with capture_hidden_states(model, layer=self.args.denser_layer) as capture:
             result = super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
-        self._denser_passes.append(_PolicyPass(tuple(input_ids.shape), capture.states,
-                                               time.perf_counter() - start, own=False))
+        policy_pass = _PolicyPass(tuple(input_ids.shape), capture.states, time.perf_counter() - start)
+        if pending is None:
+            self._denser_passes.append(policy_pass)
+        else:
+            policy_pass.source = "training"
+            self._weigh_training_batch(pending, policy_pass)
         return result
 
     def _generate_and_score_completions(self, inputs):
         # Override: the only place where completions are still grouped by prompt (before `_prepare_inputs`
-        # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones.
+        # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones, or marks the batch
+        # for its training forward to do so.
         if not (self.args.use_denser and self.model.training):
             return super()._generate_and_score_completions(inputs)
-        self._denser_passes = []
+        self._denser_passes = [] if self.args.denser_capture != "training" else None
         try:
             output = super()._generate_and_score_completions(inputs)
-            if not self._denser_passes:  # TRL ran no old-logprob pass: run the policy forward ourselves
-                self._policy_forward(output)
-                self._denser_passes[-1].own = True
-            states, policy_pass = self._captured_states(output)
+            passes = self._denser_passes
         finally:
             self._denser_passes = None
-        mask = output["completion_mask"] * output.get("tool_mask", 1)
-        weights = token_weights(states, output["advantages"], mask, self.num_generations,
-                                window_size=self.args.denser_window_size, alpha_cross=self.args.denser_alpha_cross,
-                                alpha_within=self.args.denser_alpha_within, beta=self.args.denser_beta)
-        advantages = output["advantages"]
-        output["advantages"] = advantages.unsqueeze(1) * weights.weights.to(advantages.dtype)
-        self._log_weights(weights, mask, policy_pass)
-        if self.args.denser_sample_groups:
-            self._write_samples(output, advantages, weights)
+        if not passes and self._weights_from_training_forward():
+            advantages = output["advantages"]
+            output[_ROW] = torch.arange(advantages.size(0), device=advantages.device)
+            return output
+        if not passes:  # TRL ran no old-logprob pass: run the policy forward ourselves
+            passes = self._policy_forward(output)
+        self._weigh(output, self._captured_states(passes, output), passes[0])
         return output
 
+    def _compute_loss(self, model, inputs):
+        # Override: a batch marked while scoring gets its weights from this training forward, between TRL's policy
+        # forward and its first use of the advantages (in `_get_per_token_logps_and_entropies`).
+        if _ROW not in inputs:
+            return super()._compute_loss(model, inputs)
+        self._denser_pending = inputs
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._denser_pending = None
+
 # %% ../nbs/07_trainer.ipynb #a1a33e43
+def _weights_from_training_forward(self: DenseRTrainer) -> bool:
+    "Whether a batch without a scoring-time policy pass takes its states from its training forward."
+    return self.args.denser_capture == "training" or (
+        self.args.denser_capture == "auto" and self.args.steps_per_generation == 1)
+
+
+DenseRTrainer._weights_from_training_forward = _weights_from_training_forward
+
+# %% ../nbs/07_trainer.ipynb #9d4e2a10
 @torch.no_grad()
 def _policy_forward(
     self: DenseRTrainer,
     output: dict,  # the scored generation batch from `GRPOTrainer._generate_and_score_completions`
-):
-    "Run one no-grad policy forward over the scored batch; the capture override records its states."
+) -> list[_PolicyPass]:
+    "Run one no-grad policy forward over the scored batch and return what the capture override recorded."
     input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
     attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
     extra = {key: output[key] for key in _FORWARD_KEYS if key in output}
-    with disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-        self._get_per_token_logps_and_entropies(self.model, input_ids, attention_mask, output["completion_ids"].size(1),
-                                                batch_size=self.args.per_device_train_batch_size, **extra)
-    if not self._denser_passes:
+    self._denser_passes = []
+    try:
+        with disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            self._get_per_token_logps_and_entropies(self.model, input_ids, attention_mask,
+                                                    output["completion_ids"].size(1),
+                                                    batch_size=self.args.per_device_train_batch_size, **extra)
+        passes = self._denser_passes
+    finally:
+        self._denser_passes = None
+    if not passes:
         raise RuntimeError("DenseR ran a policy forward but it was not recognised as the policy's: "
                            "is the trained adapter active?")
+    for policy_pass in passes:
+        policy_pass.source = "own"
+    return passes
 
 
 DenseRTrainer._policy_forward = _policy_forward
@@ -212,30 +269,76 @@ DenseRTrainer._policy_forward = _policy_forward
 # %% ../nbs/07_trainer.ipynb #d2e102bc
 def _captured_states(
     self: DenseRTrainer,
-    output: dict,  # the scored generation batch
-) -> tuple[torch.Tensor, _PolicyPass]:
-    "The captured (B, T, D) float32 completion states of the one policy pass over `output`, checked against it."
-    passes = self._denser_passes
+    passes: list[_PolicyPass],  # the policy passes recorded over `batch`
+    batch: dict,  # the batch they ran on (prompt and completion ids)
+) -> torch.Tensor:
+    "The captured (B, T, D) float32 completion states of the one policy pass over `batch`, checked against it."
     if len(passes) != 1:
-        raise RuntimeError(f"DenseR expected exactly one policy forward while scoring the batch, saw {len(passes)}; "
+        raise RuntimeError(f"DenseR expected exactly one policy forward over the batch, saw {len(passes)}; "
                            "the captured states would be ambiguous.")
     policy_pass = passes[0]
-    batch, length = output["prompt_ids"].size(0), output["prompt_ids"].size(1) + output["completion_ids"].size(1)
+    rows, length = batch["prompt_ids"].size(0), batch["prompt_ids"].size(1) + batch["completion_ids"].size(1)
     if not policy_pass.states:
         raise RuntimeError(f"DenseR captured no hidden states from decoder layer {self.args.denser_layer} during the "
                            "policy forward: the hooked layer did not run.")
     shapes = [tuple(chunk.shape) for chunk in policy_pass.states]
-    if (policy_pass.shape != (batch, length) or sum(shape[0] for shape in shapes) != batch
+    if (policy_pass.shape != (rows, length) or sum(shape[0] for shape in shapes) != rows
             or any(shape[1] != length for shape in shapes)):
         raise RuntimeError(f"DenseR captured hidden states of shapes {shapes} (input ids {policy_pass.shape}) that "
-                           f"do not match the scored batch (B, P+T) = ({batch}, {length}): the hooked layer ran a "
-                           "different number of times or on different inputs than the scoring forward.")
-    completion_length = output["completion_ids"].size(1)
-    states = torch.cat([completion_states(chunk, completion_length) for chunk in policy_pass.states])
-    return states.float(), policy_pass
+                           f"do not match the batch (B, P+T) = ({rows}, {length}): the hooked layer ran a "
+                           "different number of times or on different inputs than the policy forward.")
+    completion_length = batch["completion_ids"].size(1)
+    return torch.cat([completion_states(chunk, completion_length) for chunk in policy_pass.states]).float()
 
 
 DenseRTrainer._captured_states = _captured_states
+
+# %% ../nbs/07_trainer.ipynb #e1b7d940
+def _weigh(
+    self: DenseRTrainer,
+    batch: dict,  # a batch in scored order; its (B,) advantages are replaced by (B, T) token advantages
+    states: torch.Tensor,  # (B, T, D) its completion states
+    policy_pass: _PolicyPass,  # the pass the states came from
+):
+    "Replace `batch['advantages']` (B,) by A_i * w_i,t (B, T); log the weights and write samples."
+    mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+    start = time.perf_counter()
+    weights = token_weights(states, batch["advantages"], mask, self.num_generations,
+                            window_size=self.args.denser_window_size, alpha_cross=self.args.denser_alpha_cross,
+                            alpha_within=self.args.denser_alpha_within, beta=self.args.denser_beta)
+    seconds = time.perf_counter() - start
+    advantages = batch["advantages"]
+    batch["advantages"] = advantages.unsqueeze(1) * weights.weights.to(advantages.dtype)
+    self._log_weights(weights, mask, policy_pass, seconds)
+    if self.args.denser_sample_groups:
+        self._write_samples(batch, advantages, weights)
+
+
+DenseRTrainer._weigh = _weigh
+
+# %% ../nbs/07_trainer.ipynb #c8e5b216
+_SCORED_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "tool_mask", "advantages")
+
+
+def _weigh_training_batch(
+    self: DenseRTrainer,
+    inputs: dict,  # TRL's micro-batch: the whole generation batch, shuffled, with its row marks
+    policy_pass: _PolicyPass,  # the states of its training forward, in the micro-batch's order
+):
+    "Give a marked micro-batch its (B, T) token advantages from the states of its own training forward."
+    rows = inputs.pop(_ROW)
+    if not torch.equal(rows.sort().values, torch.arange(rows.numel(), device=rows.device)):
+        raise RuntimeError(f"DenseR's training-forward weights need the whole generation batch in one micro-batch, "
+                           f"but this micro-batch holds {rows.numel()} rows that are not one whole scored batch; use "
+                           "denser_capture='scoring' with this schedule.")
+    order = rows.argsort()  # micro-batch row of each scored position
+    states = self._captured_states([policy_pass], inputs)[order]
+    scored = {key: inputs[key][order] for key in _SCORED_KEYS if key in inputs}
+    self._weigh(scored, states, policy_pass)
+    inputs["advantages"] = scored["advantages"][rows]
+
+
+DenseRTrainer._weigh_training_batch = _weigh_training_batch
 
 # %% ../nbs/07_trainer.ipynb #7e187447
 def _log_weights(
@@ -243,6 +346,7 @@ def _log_weights(
     weights: TokenWeights,  # this batch's weights
     mask: torch.Tensor,  # (B, T) loss mask
     policy_pass: _PolicyPass,  # the pass the states came from
+    seconds: float,  # wall-clock time of `token_weights`
 ):
     "Append the `denser/*` metrics of one scored batch, reduced over processes."
     valid = weights.weights[mask.bool()].float()
@@ -251,13 +355,16 @@ def _log_weights(
     local_sums = [valid.new_tensor(valid.numel()), valid.sum(), valid.square().sum(), cross.nansum(),
                   (~cross.isnan()).sum(), within.nansum(), (~within.isnan()).sum(), contrast.sum(),
                   contrast.new_tensor(contrast.numel())]
+    own = policy_pass.source == "own"
     local_maxima = [valid.max() if valid.numel() else valid.new_tensor(-math.inf),
-                    valid.new_tensor(policy_pass.seconds), valid.new_tensor(float(policy_pass.own))]
+                    valid.new_tensor(policy_pass.seconds if own else 0.0), valid.new_tensor(seconds),
+                    valid.new_tensor(float(own)), valid.new_tensor(float(policy_pass.source == "training"))]
     sums = torch.stack([value.float() for value in local_sums]).to(self.accelerator.device)
     maxima = torch.stack([value.float() for value in local_maxima]).to(self.accelerator.device)
     count, total, squares, cross_sum, cross_n, within_sum, within_n, with_contrast, groups = (
         self.accelerator.reduce(sums, reduction="sum").tolist())
-    weight_max, seconds, own = self.accelerator.gather(maxima.unsqueeze(0)).max(dim=0).values.tolist()
+    weight_max, capture_seconds, weights_seconds, own, training = (
+        self.accelerator.gather(maxima.unsqueeze(0)).max(dim=0).values.tolist())
     mean = total / count if count else math.nan
     metrics = self._metrics["train"]
     metrics["denser/weight_mean"].append(mean)
@@ -266,8 +373,10 @@ def _log_weights(
     metrics["denser/cross_mean"].append(cross_sum / cross_n if cross_n else math.nan)
     metrics["denser/within_mean"].append(within_sum / within_n if within_n else math.nan)
     metrics["denser/groups_with_contrast"].append(with_contrast / groups)
-    metrics["denser/capture_seconds"].append(seconds)
     metrics["denser/own_forward"].append(own)
+    metrics["denser/training_forward"].append(training)
+    metrics["denser/capture_seconds"].append(capture_seconds)
+    metrics["denser/weights_seconds"].append(weights_seconds)
 
 
 DenseRTrainer._log_weights = _log_weights

@@ -43,7 +43,8 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
     first = reproduce("ci-tiny", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     out = tmp_path / "ci-tiny"
-    for name in ("results.md", "results.csv", "summary.csv", "training_reward.png", "held_out_accuracy.png", "pass_at_k.png"):
+    for name in ("results.md", "results.csv", "summary.csv", "held_out_by_step.csv", "training_reward.png",
+                 "held_out_accuracy.png", "pass_at_k.png"):
         assert (out / name).stat().st_size > 0, name
     assert "grpo-s0" in (out / "results.md").read_text() and "denser-s0" in (out / "results.md").read_text()
     metrics = json.loads((out / "denser-s0" / "metrics.json").read_text())

@@ -1,7 +1,8 @@
-"""DenseRTrainer on tiny offline models: weights every step, parity with GRPO, PEFT + KL capture, every error."""
+"""DenseRTrainer on tiny offline models: weights every step from each state source, parity with GRPO, PEFT + KL
+capture, every error."""
 import copy
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from unittest.mock import PropertyMock, patch
 
 import pytest
@@ -59,27 +60,39 @@ def score(trainer, prompts, groups=2):
 # DenseR steps
 
 
+def non_uniform(advantages, mask):
+    "Whether some completion's token advantages vary along it."
+    mask = mask.bool()
+    return any(advantages[i][mask[i]].std() > 1e-6 for i in range(len(advantages)) if mask[i].sum() > 1)
+
+
 @pytest.mark.parametrize("model", ["tiny-qwen3", "tiny-llama"])
-def test_steps_give_non_uniform_token_advantages(tiny, prompts, tmp_path, model):
-    trainer = make(tiny, prompts, tmp_path, model=model)
+def test_scoring_gives_non_uniform_token_advantages(tiny, prompts, tmp_path, model):
+    trainer = make(tiny, prompts, tmp_path, model=model, denser_capture="scoring")
     scored = score(trainer, prompts)
-    advantages, mask = scored["advantages"], scored["completion_mask"].bool()
-    assert advantages.shape == scored["completion_ids"].shape
-    contrast = trainer._metrics["train"]["denser/groups_with_contrast"][-1]
-    assert contrast > 0
-    varying = [advantages[i][mask[i]].std() > 1e-6 for i in range(len(advantages)) if mask[i].sum() > 1]
-    assert any(varying)
+    assert scored["advantages"].shape == scored["completion_ids"].shape
+    assert trainer._metrics["train"]["denser/groups_with_contrast"][-1] > 0
+    assert non_uniform(scored["advantages"], scored["completion_mask"])
+
+
+@pytest.mark.parametrize("capture", ["scoring", "auto"])
+@pytest.mark.parametrize("model", ["tiny-qwen3", "tiny-llama"])
+def test_steps_give_non_uniform_token_advantages(tiny, prompts, tmp_path, model, capture):
+    trainer = make(tiny, prompts, tmp_path, model=model, denser_capture=capture)
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "denser/weight_std" in entry]
     assert len(logs) == 3 and all(entry["denser/weight_std"] > 0 for entry in logs)
     for key in ("weight_mean", "weight_std", "weight_max", "cross_mean", "within_mean", "groups_with_contrast",
-                "capture_seconds"):
+                "capture_seconds", "weights_seconds"):
         assert all(math.isfinite(entry[f"denser/{key}"]) for entry in logs), key
-    assert trainer._buffered_inputs[0]["advantages"].ndim == 2  # the loss received (B, T) advantages
+    assert all(entry["denser/training_forward"] == float(capture == "auto") for entry in logs)
+    batch = trainer._buffered_inputs[0]
+    assert batch["advantages"].ndim == 2 and non_uniform(batch["advantages"], batch["completion_mask"])
+    assert "denser_row" not in batch  # the training forward consumed its marks
 
 
 def test_sign_of_advantage_is_kept_per_token(tiny, prompts, tmp_path):
-    trainer = make(tiny, prompts, tmp_path)
+    trainer = make(tiny, prompts, tmp_path, denser_capture="scoring")
     captured = {}
     real = trainer_module.token_weights
 
@@ -100,9 +113,20 @@ def test_sign_of_advantage_is_kept_per_token(tiny, prompts, tmp_path):
 # Parity with GRPOTrainer
 
 
-@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
-def test_parity_with_grpo(tiny, prompts, tmp_path, schedule):
-    grpo = make(tiny, prompts, tmp_path / "grpo", GRPOTrainer, GRPOConfig, **schedule)
+SOURCES = {"training-forward": {}, "own-forward": {"denser_capture": "scoring"},
+           "trl-old-logprob-pass": {"num_iterations": 2}}
+
+
+def source_metrics(name):
+    "(own_forward, training_forward) that a run with the schedule SOURCES[name] logs."
+    return float(name == "own-forward"), float(name == "training-forward")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_parity_with_grpo(tiny, prompts, tmp_path, source):
+    schedule = SOURCES[source]
+    grpo = make(tiny, prompts, tmp_path / "grpo", GRPOTrainer, GRPOConfig,
+                **{k: v for k, v in schedule.items() if not k.startswith("denser_")})
     grpo.train()
     for switch in ({"use_denser": False}, {"denser_beta": 0.0}):
         denser = make(tiny, prompts, tmp_path / str(switch), **schedule, **switch)
@@ -113,7 +137,27 @@ def test_parity_with_grpo(tiny, prompts, tmp_path, schedule):
         difference = max((a - b).abs().max().item()
                          for a, b in zip(grpo.model.parameters(), denser.model.parameters()))
         assert difference <= 1e-6, (switch, difference)
-    assert denser.state.log_history[0]["denser/own_forward"] == (0.0 if schedule else 1.0)
+    logged = denser.state.log_history[0]
+    assert (logged["denser/own_forward"], logged["denser/training_forward"]) == source_metrics(source)
+
+
+@pytest.mark.parametrize("settings", [{}, {"gradient_checkpointing": True}, {"model": "tiny-llama"}],
+                         ids=["qwen3", "gradient-checkpointing", "llama"])
+def test_training_forward_trains_like_a_separate_forward(tiny, prompts, tmp_path, settings):
+    runs = {}
+    for capture in ("scoring", "training"):  # built and trained one after the other: the same seeding for both
+        runs[capture] = make(tiny, prompts, tmp_path / capture, denser_capture=capture, **settings)
+        runs[capture].train()
+    logs = {capture: [e for e in run.state.log_history if "loss" in e] for capture, run in runs.items()}
+    assert len(logs["training"]) == 3
+    for key in ("loss", "denser/weight_std", "denser/cross_mean", "denser/within_mean"):
+        assert max(abs(a[key] - b[key]) for a, b in zip(logs["scoring"], logs["training"])) <= 1e-5, key
+    assert [e["denser/training_forward"] for e in logs["training"]] == [1.0] * 3
+    assert [e["denser/own_forward"] for e in logs["training"]] == [0.0] * 3
+    assert [e["denser/capture_seconds"] for e in logs["training"]] == [0.0] * 3
+    difference = max((a - b).abs().max().item()
+                     for a, b in zip(runs["scoring"].model.parameters(), runs["training"].model.parameters()))
+    assert difference <= 1e-5
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,7 +176,10 @@ def test_every_loss_type(tiny, prompts, tmp_path, loss_type):
     {"gradient_accumulation_steps": 2, "steps_per_generation": 2, "per_device_train_batch_size": 2},
     {"gradient_accumulation_steps": 2, "steps_per_generation": 4, "per_device_train_batch_size": 2},
     {"num_iterations": 2, "steps_per_generation": 2},
-], ids=["accumulation", "accumulation-misaligned", "iterations-and-steps"])
+    {"gradient_accumulation_steps": 2, "steps_per_generation": 1},
+    {"num_iterations": 2, "denser_capture": "training"},
+], ids=["accumulation", "accumulation-misaligned", "iterations-and-steps", "accumulation-generation-per-micro-batch",
+        "iterations-training-forward"])
 def test_schedules(tiny, prompts, tmp_path, schedule):
     trainer = make(tiny, prompts, tmp_path, max_steps=2, **schedule)
     trainer.train()
@@ -145,8 +192,25 @@ def test_schedules(tiny, prompts, tmp_path, schedule):
 # PEFT + KL: the reference pass (adapters disabled) must not be captured
 
 
-@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
-def test_peft_reference_pass_is_not_captured(tiny, prompts, tmp_path, schedule):
+def assert_policy_states(model, batch, seen):
+    "The states DenseR weighed (`seen`, (B, T, D)) are the PEFT policy's on `batch`, not the base model's."
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+
+    def states(disabled):
+        with torch.no_grad(), capture_hidden_states(model) as capture:
+            with model.disable_adapter() if disabled else nullcontext():
+                model(input_ids=input_ids, attention_mask=attention_mask)
+        return completion_states(capture.last, batch["completion_ids"].size(1))
+
+    mask = batch["completion_mask"].bool()
+    assert torch.allclose(seen[mask], states(disabled=False)[mask], atol=1e-5)
+    assert not torch.allclose(seen[mask], states(disabled=True)[mask], atol=1e-3)
+
+
+@pytest.mark.parametrize("source", ["own-forward", "trl-old-logprob-pass"])
+def test_peft_reference_pass_is_not_captured(tiny, prompts, tmp_path, source):
+    schedule = SOURCES[source]
     from peft import LoraConfig
 
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
@@ -161,24 +225,35 @@ def test_peft_reference_pass_is_not_captured(tiny, prompts, tmp_path, schedule):
     with patch.object(trainer_module, "token_weights", spy):
         scored = score(trainer, prompts)
     assert "ref_per_token_logps" in scored  # TRL ran its reference pass with the adapters disabled
-    input_ids = torch.cat([scored["prompt_ids"], scored["completion_ids"]], dim=1)
-    attention_mask = torch.cat([scored["prompt_mask"], scored["completion_mask"]], dim=1)
-    length = scored["completion_ids"].size(1)
+    assert_policy_states(trainer.model, scored, seen["states"])
+    assert trainer._metrics["train"]["denser/own_forward"][-1] == source_metrics(source)[0]
 
-    def states(disabled):
-        with torch.no_grad(), capture_hidden_states(trainer.model) as capture:
-            if disabled:
-                with trainer.model.disable_adapter():
-                    trainer.model(input_ids=input_ids, attention_mask=attention_mask)
-            else:
-                trainer.model(input_ids=input_ids, attention_mask=attention_mask)
-        return completion_states(capture.last, length)
 
-    mask = scored["completion_mask"].bool()
-    policy, base = states(disabled=False), states(disabled=True)
-    assert torch.allclose(seen["states"][mask], policy[mask], atol=1e-5)
-    assert not torch.allclose(seen["states"][mask], base[mask], atol=1e-3)
-    assert trainer._metrics["train"]["denser/own_forward"][-1] == (0.0 if schedule else 1.0)
+def test_peft_training_forward_reads_the_policy(tiny, prompts, tmp_path):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
+    trainer = make(tiny, prompts, tmp_path, peft_config=lora, beta=0.1, learning_rate=0.0, max_steps=1)
+    seen = {}
+    real_weights, real_batch = trainer_module.token_weights, trainer._weigh_training_batch
+
+    def spy(hidden_states, *args, **kwargs):
+        seen["states"] = hidden_states.clone()
+        return real_weights(hidden_states, *args, **kwargs)
+
+    def spy_batch(inputs, policy_pass):
+        seen["inputs"] = {key: value.clone() for key, value in inputs.items() if isinstance(value, torch.Tensor)}
+        return real_batch(inputs, policy_pass)
+
+    trainer._weigh_training_batch = spy_batch
+    with patch.object(trainer_module, "token_weights", spy):
+        trainer.train()
+    inputs = seen["inputs"]
+    assert "ref_per_token_logps" in inputs  # TRL ran its reference pass (adapters disabled) while scoring
+    order = inputs["denser_row"].argsort()  # back to the scored order token_weights saw
+    batch = {key: inputs[key][order] for key in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")}
+    assert_policy_states(trainer.model, batch, seen["states"])
+    assert trainer.state.log_history[0]["denser/training_forward"] == 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,6 +269,10 @@ def test_config_errors(tmp_path):
             DenseRConfig(**base | {field: value})
     with pytest.raises(ValueError, match="use_liger_kernel"):
         DenseRConfig(**base, use_liger_kernel=True)
+    with pytest.raises(ValueError, match="denser_capture.*'auto', 'scoring', 'training'"):
+        DenseRConfig(**base, denser_capture="loss")
+    with pytest.raises(ValueError, match="steps_per_generation=1"):
+        DenseRConfig(**base, denser_capture="training", gradient_accumulation_steps=2)
     with patch.object(DenseRConfig, "world_size", new_callable=PropertyMock, return_value=2):
         with pytest.raises(ValueError, match="per_device_train_batch_size.*num_generations"):
             DenseRConfig(**base | {"per_device_train_batch_size": 2})
@@ -220,28 +299,42 @@ def capture_then(edit):
         yield
 
 
-@pytest.mark.parametrize("schedule", [{}, {"num_iterations": 2}], ids=["own-forward", "trl-old-logprob-pass"])
-def test_capture_failures_raise(tiny, prompts, tmp_path, schedule):
-    trainer = make(tiny, prompts, tmp_path, **schedule)
+@pytest.mark.parametrize("source", ["own-forward", "trl-old-logprob-pass"])
+def test_capture_failures_raise(tiny, prompts, tmp_path, source):
+    trainer = make(tiny, prompts, tmp_path, **SOURCES[source])
     with capture_then(lambda states: states.clear()), pytest.raises(RuntimeError, match="captured no hidden states"):
         score(trainer, prompts)
     with capture_then(lambda states: states.__setitem__(0, states[0][:1])), \
-            pytest.raises(RuntimeError, match="do not match the scored batch"):
+            pytest.raises(RuntimeError, match="do not match the batch"):
         score(trainer, prompts)
     assert trainer._denser_passes is None  # the capture window is closed after an error
 
 
+def test_training_forward_capture_failures_raise(tiny, prompts, tmp_path):
+    for edit, message in [(lambda states: states.clear(), "captured no hidden states"),
+                          (lambda states: states.__setitem__(0, states[0][:1]), "do not match the batch")]:
+        trainer = make(tiny, prompts, tmp_path, max_steps=1)
+        with capture_then(edit), pytest.raises(RuntimeError, match=message):
+            trainer.train()
+        assert trainer._denser_pending is None
+
+
 def test_unrecognised_policy_forward_raises(tiny, prompts, tmp_path):
-    trainer = make(tiny, prompts, tmp_path)
+    trainer = make(tiny, prompts, tmp_path, denser_capture="scoring")
     with patch.object(DenseRTrainer, "_is_policy_forward", lambda self, model: False), \
             pytest.raises(RuntimeError, match="not recognised as the policy"):
         score(trainer, prompts)
+    trainer = make(tiny, prompts, tmp_path, max_steps=1)  # training forward: raises before the loss uses advantages
+    with patch.object(DenseRTrainer, "_is_policy_forward", lambda self, model: False), \
+            pytest.raises(RuntimeError, match="weights would be missing"):
+        trainer.train()
 
 
-def test_samples_jsonl(tiny, prompts, tmp_path):
+@pytest.mark.parametrize("capture", ["scoring", "auto"])
+def test_samples_jsonl(tiny, prompts, tmp_path, capture):
     import json
 
-    trainer = make(tiny, prompts, tmp_path, denser_sample_groups=1, max_steps=2)
+    trainer = make(tiny, prompts, tmp_path, denser_sample_groups=1, max_steps=2, denser_capture=capture)
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "denser_samples.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0] * G + [1] * G
