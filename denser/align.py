@@ -82,11 +82,12 @@ def windowed_similarity(
 ) -> torch.Tensor:
     "The (N, T) clamped max cosine similarity m(t) of each query token to its reference window; 0 off the mask."
     batch, length, dim = hidden_states.shape
-    similarity = hidden_states.new_zeros(len(query_index), length, dtype=torch.float32)
+    precision = torch.promote_types(hidden_states.dtype, torch.float32)  # float32, or float64 for float64 states
+    similarity = hidden_states.new_zeros(len(query_index), length, dtype=precision)
     if length == 0 or len(query_index) == 0:
         return similarity
     mask = mask.bool()
-    flat = hidden_states.float().reshape(-1, dim)
+    flat = hidden_states.to(precision).reshape(-1, dim)
     inverse_norms = mask.reshape(-1) / flat.norm(dim=-1).clamp_min(1e-12)  # u, 0 on invalid tokens
     lengths = mask.sum(-1)
     sizes = lengths.tolist()

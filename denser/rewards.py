@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['BOX_COMMANDS', 'NUMBER', 'PLAIN_NUMBER', 'MATH_VERIFY_TIMEOUT', 'VERIFIER_MEMORY_LIMIT', 'math_verifier',
            'THINK_THEN_ANSWER', 'completion_text', 'boxed_contents', 'extract_answer', 'MathVerifier', 'answers_match',
-           'math_accuracy_reward', 'reasoning_gym_reward', 'format_reward']
+           'math_accuracy_reward', 'reasoning_gym_partial_reward', 'reasoning_gym_reward', 'format_reward']
 
 # %% ../nbs/06_rewards.ipynb #51fcdb21
 import atexit
@@ -207,7 +207,7 @@ def _reasoning_gym_scorer(
     import reasoning_gym
     return reasoning_gym.get_score_answer_fn(task)
 
-def reasoning_gym_reward(
+def reasoning_gym_partial_reward(
     completions: list,  # strings or conversational message lists
     answer: list,  # reference answers
     task: list[str],  # reasoning-gym task names (dataset column)
@@ -215,7 +215,7 @@ def reasoning_gym_reward(
     question: list[str] | None = None,  # the questions (dataset column), passed to scorers that read them
     **kwargs,  # other dataset columns (ignored)
 ) -> list[float]:
-    "The task's own score of each completion's final answer (`extract_answer`); 0.0 where scoring fails."
+    "The task's own score in [0, 1] of each completion's final answer (partial credit); 0.0 where scoring fails."
     question = question or [""] * len(completions)
     rewards = []
     for completion, gold, name, meta, text in zip(completions, answer, task, metadata, question):
@@ -226,6 +226,13 @@ def reasoning_gym_reward(
         except Exception:
             rewards.append(0.0)
     return rewards
+
+def reasoning_gym_reward(
+    completions: list,  # strings or conversational message lists
+    **columns,  # answer, task, metadata and question columns, as for `reasoning_gym_partial_reward`
+) -> list[float]:
+    "1.0 where the task scores the final answer fully correct, else 0.0 (binary accuracy, as the reference trains on)."
+    return [float(score >= 1.0) for score in reasoning_gym_partial_reward(completions, **columns)]
 
 # %% ../nbs/06_rewards.ipynb #21b13216
 THINK_THEN_ANSWER = re.compile(r"^\s*<think>(?:(?!<think>|</think>).)*</think>(?:(?!<think>|</think>).)*$", re.DOTALL)

@@ -28,7 +28,8 @@ __all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'DenseRScriptArguments
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
     "math_accuracy_reward": rewards.math_accuracy_reward,  # final answer vs the `answer` column (math-verify)
-    "reasoning_gym_reward": rewards.reasoning_gym_reward,  # the task's own scorer (reasoning-gym datasets)
+    "reasoning_gym_reward": rewards.reasoning_gym_reward,  # 1 for a fully correct answer (reasoning-gym datasets)
+    "reasoning_gym_partial_reward": rewards.reasoning_gym_partial_reward,  # the task's own score, with partial credit
     "format_reward": rewards.format_reward,  # one <think> block, then a \boxed{} answer
 }
 REASONING_GYM = "reasoning-gym:"

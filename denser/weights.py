@@ -12,8 +12,10 @@ import torch
 
 from .align import windowed_similarity
 
+ROUNDING_ZERO = 1e-6  # a mean combined divergence below this is float32 rounding of an exact 0
+
 # %% auto #0
-__all__ = ['check_weight_params', 'contrast_pairs', 'TokenWeights', 'token_weights']
+__all__ = ['ROUNDING_ZERO', 'check_weight_params', 'contrast_pairs', 'TokenWeights', 'token_weights']
 
 # %% ../nbs/03_weights.ipynb #e74e22ae
 def check_weight_params(
@@ -114,9 +116,11 @@ def token_weights(
     similarity = windowed_similarity(hidden_states, mask, query, reference, window_size)  # (P, T)
 
     same_class = positive[query] == positive[reference]
-    zeros = hidden_states.new_zeros(batch, length, dtype=torch.float32)
+    counted = mask.any(-1)[reference]  # a reference with no valid token is left out of the mean
+    zeros = similarity.new_zeros(batch, length)  # float32 (float64 for float64 states)
 
     def divergence(pairs):  # 1 - mean similarity over the selected references; 1 when there are none
+        pairs = pairs & counted
         total = zeros.index_add(0, query[pairs], similarity[pairs])
         count = zeros[:, 0].index_add(0, query[pairs], torch.ones_like(similarity[pairs, 0]))[:, None]
         return torch.where(count > 0, (1 - total / count.clamp_min(1)).clamp_min(0.0), 1.0)  # cos may round above 1
@@ -126,8 +130,8 @@ def token_weights(
     lengths = valid.sum(-1, keepdim=True)
     raw = (alpha_cross * cross + alpha_within * within) * valid
     mean = raw.sum(-1, keepdim=True) / lengths.clamp_min(1)
-    informative = valid & (mean > 1e-6)  # all-zero divergence: nothing to redistribute, keep 1
-    weights = torch.where(informative, (1 - beta) + beta * raw / mean.clamp_min(1e-6), 1.0)
+    normalised = torch.where(mean > ROUNDING_ZERO, raw / mean.clamp_min(1e-8), 0.0)  # all-zero c stays 0
+    weights = torch.where(valid, (1 - beta) + beta * normalised, 1.0)
 
     def per_completion(divergence):
         return torch.where(lengths[:, 0] > 0, (divergence * valid).sum(-1) / lengths[:, 0].clamp_min(1), math.nan)

@@ -43,15 +43,60 @@ def naive_token_weights(hidden, advantages, mask, num_generations, window_size=5
             if not valid:
                 continue
             sims = {r: naive_window_max(hidden[i], mask[i], hidden[r], mask[r], window_size) for r in rows if r != i}
-            opposite = [r for r in sims if positive[r] != positive[i]]
-            peers = [r for r in sims if positive[r] == positive[i]]
-            cross = {t: 1 - sum(float(sims[r][t]) for r in opposite) / len(opposite) for t in valid}
+            counted = [r for r in sims if mask[r].any()]  # references without a valid token are left out
+            opposite = [r for r in counted if positive[r] != positive[i]]
+            peers = [r for r in counted if positive[r] == positive[i]]
+            cross = {t: (1 - sum(float(sims[r][t]) for r in opposite) / len(opposite)) if opposite else 1.0 for t in valid}
             within = {t: (1 - sum(float(sims[r][t]) for r in peers) / len(peers)) if peers else 1.0 for t in valid}
             raw = {t: alpha_cross * cross[t] + alpha_within * within[t] for t in valid}
-            mean = sum(raw.values()) / len(valid)
-            if mean > 1e-6:
-                for t in valid:
-                    weights[i, t] = (1 - beta) + beta * raw[t] / mean
+            mean = max(sum(raw.values()) / len(valid), 1e-8)
+            for t in valid:
+                weights[i, t] = (1 - beta) + beta * raw[t] / mean
             cross_mean[i] = sum(cross.values()) / len(valid)
             within_mean[i] = sum(within.values()) / len(valid)
     return weights, cross_mean, within_mean
+
+
+def reference_oracle(hidden, advantages, mask, num_generations, window_size=5, alpha_cross=1.0, alpha_within=1.0,
+                     beta=1.0):
+    """The public reference's semantics in its own shape: per group, one dense (N, Tq, Tr) similarity per query.
+
+    Written independently of the package from the reference's description: references with no valid token
+    are dropped (divergence 1 if none is left), the window centre is computed in floating point, the
+    combined divergence is divided by clamp(mean, 1e-8), no clamping of divergences. Returns (B, T) weights;
+    only valid tokens of groups with contrast are comparable (the reference leaves padding unspecified).
+    """
+    hidden, mask = hidden.double(), mask.bool()
+    batch, length, _ = hidden.shape
+    weights = torch.ones(batch, length, dtype=torch.float64)
+    unit = torch.nn.functional.normalize(hidden, dim=-1)
+
+    def divergence(i, refs):
+        refs = [r for r in refs if mask[r].any()]
+        if not refs:
+            return torch.ones(length, dtype=torch.float64)
+        sims = torch.einsum("qd,nrd->nqr", unit[i], unit[refs])
+        lq = max(int(mask[i].sum()), 1)
+        lr = mask[refs].sum(-1).clamp_min(1).double()
+        centers = (torch.arange(length, dtype=torch.float64)[None, :] * lr[:, None] / lq).long()
+        inside = ((torch.arange(length)[None, None, :] - centers[:, :, None]).abs() <= window_size) & mask[refs][:, None, :]
+        best = sims.masked_fill(~inside, -math.inf).amax(-1).clamp_min(0.0)
+        return 1.0 - best.mean(0)
+
+    for start in range(0, batch, num_generations):
+        rows = list(range(start, start + num_generations))
+        pos = [r for r in rows if advantages[r] >= 0]
+        neg = [r for r in rows if advantages[r] < 0]
+        if not pos or not neg:
+            continue
+        for i in rows:
+            same, other = (pos, neg) if advantages[i] >= 0 else (neg, pos)
+            peers = [r for r in same if r != i]
+            cross = divergence(i, other)
+            within = divergence(i, peers) if peers else torch.ones(length, dtype=torch.float64)
+            combined = alpha_cross * cross + alpha_within * within
+            valid = mask[i]
+            if valid.any():
+                combined = combined / combined[valid].mean().clamp_min(1e-8)
+                weights[i, valid] = ((1 - beta) + beta * combined)[valid]
+    return weights

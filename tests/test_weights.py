@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 import denser
 from denser.weights import token_weights
-from naive import naive_token_weights
+from naive import naive_token_weights, reference_oracle
 from strategies import batches
 
 KNOBS = st.fixed_dictionaries({
@@ -16,8 +16,10 @@ KNOBS = st.fixed_dictionaries({
 })
 
 
-def run(batch, **knobs):
-    return token_weights(batch["hidden"], batch["advantages"], batch["mask"], batch["num_generations"],
+def run(batch, precise=False, **knobs):
+    "token_weights of a drawn batch; `precise` computes in float64 to compare with the float64 twins."
+    hidden = batch["hidden"].double() if precise else batch["hidden"]
+    return token_weights(hidden, batch["advantages"], batch["mask"], batch["num_generations"],
                          window_size=batch["window_size"], **knobs)
 
 
@@ -30,12 +32,37 @@ def contrast_rows(batch):
 @settings(max_examples=60, deadline=None)
 @given(batches(), KNOBS)
 def test_vectorised_equals_loop_twin(batch, knobs):
-    fast = run(batch, **knobs)
+    fast = run(batch, precise=True, **knobs)
     weights, cross, within = naive_token_weights(batch["hidden"], batch["advantages"], batch["mask"],
                                                  batch["num_generations"], batch["window_size"], **knobs)
     torch.testing.assert_close(fast.weights.double(), weights, atol=1e-5, rtol=0)
     torch.testing.assert_close(fast.cross.double(), cross, atol=1e-5, rtol=0, equal_nan=True)
     torch.testing.assert_close(fast.within.double(), within, atol=1e-5, rtol=0, equal_nan=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(batches(), KNOBS)
+def test_equals_the_public_reference_on_valid_tokens(batch, knobs):
+    "Reference parity, including all-masked references and one-token completions (max diff <= 1e-5)."
+    fast = run(batch, precise=True, **knobs)
+    oracle = reference_oracle(batch["hidden"], batch["advantages"], batch["mask"], batch["num_generations"],
+                              batch["window_size"], **knobs)
+    valid = batch["mask"].bool()
+    assert torch.cat([(fast.weights.double()[valid] - oracle[valid]).abs(), torch.zeros(1, dtype=torch.float64)]).max() <= 1e-5
+
+
+@pytest.mark.parametrize("lengths", [[0, 3, 3, 3], [1, 1, 1, 1], [0, 0, 1, 4], [1, 0, 2, 0]])
+def test_reference_parity_on_degenerate_groups(lengths):
+    "Empty and one-token completions, states predicting the first token shared as in a real batch."
+    hidden = torch.randn(4, 4, 6)
+    hidden[:, 0] = hidden[0, 0]
+    mask = (torch.arange(4)[None, :] < torch.tensor(lengths)[:, None]).long()
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    for beta in (0.1, 1.0):
+        fast = token_weights(hidden, advantages, mask, 4, window_size=1, alpha_within=0.3, beta=beta).weights
+        oracle = reference_oracle(hidden, advantages, mask, 4, 1, alpha_within=0.3, beta=beta)
+        valid = mask.bool()
+        assert torch.cat([(fast.double()[valid] - oracle[valid]).abs(), torch.zeros(1, dtype=torch.float64)]).max() <= 1e-5
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,7 +76,8 @@ def test_weights_finite_with_mean_one_and_one_elsewhere(batch, knobs):
     assert (result.weights[~contrast] == 1).all()
     for row in range(len(mask)):
         if contrast[row] and mask[row].any():
-            assert abs(result.weights[row][mask[row]].mean().item() - 1) < 1e-5
+            mean = result.weights[row][mask[row]].mean().item()  # 1 - beta where every divergence is 0
+            assert abs(mean - 1) < 1e-5 or abs(mean - (1 - knobs["beta"])) < 1e-5
 
 
 @settings(max_examples=40, deadline=None)
