@@ -24,7 +24,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .data import BENCHMARKS, build_prompt, load_benchmark, reasoning_gym_dataset
+from .data import BENCHMARKS, TASK_PRESETS, build_prompt, load_benchmark, reasoning_gym_dataset
 from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
@@ -130,9 +130,9 @@ def check_benchmark(
         raise ValueError(f"unknown benchmark {name!r}; available: {AVAILABLE}")
     from reasoning_gym.factory import DATASETS
     task = name.removeprefix(REASONING_GYM_PREFIX)
-    if task not in DATASETS:
+    if task not in DATASETS and task not in TASK_PRESETS:
         raise ValueError(f"unknown reasoning-gym task {task!r} in {name!r}; tasks include "
-                         f"{', '.join(sorted(DATASETS)[:12])}, ... ({len(DATASETS)} in all)")
+                         f"{', '.join(sorted(DATASETS)[:12])}, ... ({len(DATASETS)} in all); presets: {', '.join(TASK_PRESETS)}")
 
 # %% ../nbs/08_eval.ipynb #441e6f3b
 def load_eval_set(

@@ -27,6 +27,7 @@ class TrainRun:
     method: str = field(default="denser", metadata={"help": "grpo (plain GRPO) or denser"})
     dataset: str = field(default="rg:basic_arithmetic", metadata={"help": "rg:TASK (reasoning-gym train split) or dapo-math"})
     train_size: int = field(default=0, metadata={"help": "training prompts; 0 = exactly what max_steps consumes"})
+    distinct_prompts: bool = field(default=False, metadata={"help": "rg tasks: no training question twice (fresh prompts every step)"})
     eval_set: str = field(default="", metadata={"help": "held-out set evaluated during training; '' = the train task's eval split (rg only)"})
     max_steps: int = field(default=2, metadata={"help": "optimizer steps"})
     num_generations: int = field(default=4, metadata={"help": "G, completions per prompt"})
@@ -39,6 +40,7 @@ class TrainRun:
     eval_problems: int = field(default=4, metadata={"help": "held-out problems"})
     eval_samples: int = field(default=2, metadata={"help": "samples per held-out problem (pass@k up to this k)"})
     eval_max_tokens: int = field(default=8, metadata={"help": "most new tokens per held-out completion"})
+    final_eval_problems: int = field(default=0, metadata={"help": "held-out questions decoded greedily after training; 0 = none"})
     denser_window_size: int = field(default=5, metadata={"help": "DenseR window half-width"})
     denser_alpha_cross: float = field(default=1.0, metadata={"help": "weight of cross-class divergence"})
     denser_alpha_within: float = field(default=1.0, metadata={"help": "weight of within-class divergence"})
@@ -65,7 +67,7 @@ class TrainRun:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name in ("train_size", "eval_every", "sample_groups"):
+        for name in ("train_size", "eval_every", "sample_groups", "final_eval_problems"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
         check_weight_params(window_size=self.denser_window_size, alpha_cross=self.denser_alpha_cross,
@@ -92,7 +94,8 @@ class TrainRun:
         size = self.train_size or self.max_steps * self.prompts_per_step * self.trainer_args.get("gradient_accumulation_steps", 1)
         if self.dataset == DAPO:
             return load_dapo_math(n=size, data_dir=self.data_dir or None)
-        return reasoning_gym_dataset(self.dataset.removeprefix(REASONING_GYM_PREFIX), n=size, seed=self.seed, split="train")
+        return reasoning_gym_dataset(self.dataset.removeprefix(REASONING_GYM_PREFIX), n=size, seed=self.seed, split="train",
+                                     distinct=self.distinct_prompts)
 
     def reward_funcs(self) -> list:
         "TRL reward functions for the dataset."

@@ -17,6 +17,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from trl import GRPOConfig, GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
+from .credit import stream_seed
 from .capture import capture_hidden_states, completion_states, find_decoder_layers
 from .weights import TokenWeights, check_weight_params, token_weights
 
@@ -87,6 +88,12 @@ class DenseRConfig(GRPOConfig):
         default=0,
         metadata={"help": "Prompt groups written every logging step, with tokens, advantages and per-token weights, "
                   "to <output_dir>/denser_samples.jsonl (0: off)."},
+    )
+    sampling_seed_per_step: bool = field(
+        default=False,
+        metadata={"help": "Reseed the sampling stream from (seed, step) before each generation (common random "
+                  "numbers): runs of one seed that differ only in their token credit draw the same sampling noise "
+                  "every step, so their step-1 completions are identical and later ones stay correlated."},
     )
 
     def __post_init__(self):
@@ -200,6 +207,8 @@ class DenseRTrainer(GRPOTrainer):
         # Override: the only place where completions are still grouped by prompt (before `_prepare_inputs`
         # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones, or marks the batch
         # for its training forward to do so.
+        if self.args.sampling_seed_per_step:  # common random numbers across arms of one seed
+            torch.manual_seed(stream_seed("sampling", self.args.seed, self.state.global_step))
         if not (self.args.use_denser and self.model.training):
             return super()._generate_and_score_completions(inputs)
         self._denser_passes = [] if self.args.denser_capture != "training" else None
