@@ -7,24 +7,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from .credit import SIGNALS
 from .data import load_dapo_math, reasoning_gym_dataset
 from .eval import REASONING_GYM_PREFIX, check_benchmark
 from .rewards import math_accuracy_reward, reasoning_gym_reward
 from .weights import check_weight_params
 
 # %% auto #0
-__all__ = ['DAPO', 'METHODS', 'CPU_STAND_INS', 'TrainRun', 'check_experiment']
+__all__ = ['DAPO', 'GRPO', 'CPU_STAND_INS', 'methods', 'TrainRun', 'check_experiment']
 
 # %% ../nbs/12_experiment.ipynb #111b53e4
 DAPO = "dapo-math"
-METHODS = ("grpo", "denser")
+GRPO = "grpo"  # plain GRPOTrainer behaviour (use_denser=False); every other method is a token-credit signal
+
+
+def methods() -> tuple[str, ...]:
+    "The values `TrainRun.method` accepts: grpo and the registered token-credit signals."
+    return (GRPO, *SIGNALS)
 
 
 @dataclass
 class TrainRun:
     "One training run of the experiment notebooks, from plain values."
     model_name: str = field(default="tiny-qwen3", metadata={"help": "denser.models.load name, hub id or path"})
-    method: str = field(default="denser", metadata={"help": "grpo (plain GRPO) or denser"})
+    method: str = field(default="denser", metadata={"help": "grpo (plain GRPO) or a token-credit signal: denser, denser_shuffled, entropy, ktae, uniform"})
     dataset: str = field(default="rg:basic_arithmetic", metadata={"help": "rg:TASK (reasoning-gym train split) or dapo-math"})
     train_size: int = field(default=0, metadata={"help": "training prompts; 0 = exactly what max_steps consumes"})
     distinct_prompts: bool = field(default=False, metadata={"help": "rg tasks: no training question twice (fresh prompts every step)"})
@@ -52,8 +58,8 @@ class TrainRun:
     trainer_args: dict = field(default_factory=dict, metadata={"help": "extra DenseRConfig fields, e.g. use_vllm, epsilon_high, bf16"})
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method not in methods():
+            raise ValueError(f"method must be one of {', '.join(methods())}, got {self.method!r}")
         if self.dataset != DAPO and not self.dataset.startswith(REASONING_GYM_PREFIX):
             raise ValueError(f"dataset must be {REASONING_GYM_PREFIX}TASK or {DAPO}, got {self.dataset!r}")
         if self.dataset.startswith(REASONING_GYM_PREFIX):
@@ -104,15 +110,16 @@ class TrainRun:
     def config(self, output_dir: str, **overrides):
         "The `DenseRConfig` of this run (`overrides` last, e.g. CPU flags)."
         from denser.trainer import DenseRConfig
+        signal = SIGNALS.get(self.method)
+        knobs = {knob: getattr(self, knob) for knob in (signal.knobs if signal else ()) if hasattr(self, knob)}
         settings = dict(
-            output_dir=output_dir, use_denser=self.method == "denser", max_steps=self.max_steps,
+            output_dir=output_dir, use_denser=signal is not None, max_steps=self.max_steps,
             num_generations=self.num_generations, per_device_train_batch_size=self.prompts_per_step * self.num_generations,
             max_completion_length=self.max_completion_length, learning_rate=self.learning_rate,
             lr_scheduler_type="constant", temperature=self.temperature, beta=0.0, seed=self.seed, logging_steps=1,
             save_strategy="no", report_to="none", use_cpu=True, bf16=False,
-            denser_window_size=self.denser_window_size, denser_alpha_cross=self.denser_alpha_cross,
-            denser_alpha_within=self.denser_alpha_within, denser_beta=self.denser_beta, denser_layer=self.denser_layer,
-            denser_sample_groups=self.sample_groups if self.method == "denser" else 0,
+            denser_sample_groups=self.sample_groups if signal is not None and "hidden_states" in signal.needs else 0,
+            **({"token_credit": self.method} if signal else {}), **knobs,
         )
         return DenseRConfig(**{**settings, **self.trainer_args, **overrides})
 

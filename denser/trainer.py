@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -17,12 +18,12 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from trl import GRPOConfig, GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
-from .credit import stream_seed
+from .credit import SIGNALS, CreditBatch, credit_summary, stream_seed, token_credit
 from .capture import capture_hidden_states, completion_states, find_decoder_layers
-from .weights import TokenWeights, check_weight_params, token_weights
+from .weights import TokenWeights, check_weight_params
 
 # %% auto #0
-__all__ = ['CAPTURE_SOURCES', 'check_complete_groups', 'DenseRConfig', 'DenseRTrainer']
+__all__ = ['CAPTURE_SOURCES', 'check_complete_groups', 'check_credit_knobs', 'DenseRConfig', 'DenseRTrainer']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -41,6 +42,22 @@ def check_complete_groups(
             f"of num_generations. Choose per_device_train_batch_size (or steps_per_generation) so that it is."
         )
 
+# %% ../nbs/07_trainer.ipynb #cfgk0002
+def check_credit_knobs(
+    config,  # a `DenseRConfig`
+):
+    "Raise a `ValueError` for an unknown `token_credit` or a knob, changed from its default, that it does not read."
+    if config.token_credit not in SIGNALS:
+        raise ValueError(f"token_credit must be one of {', '.join(map(repr, SIGNALS))}, got {config.token_credit!r}")
+    signal = SIGNALS[config.token_credit]
+    defaults = {f.name: f.default for f in fields(config)}
+    all_knobs = {knob for other in SIGNALS.values() for knob in other.knobs}
+    for knob in sorted(all_knobs - set(signal.knobs)):
+        if knob in defaults and getattr(config, knob) != defaults[knob]:
+            used = ", ".join(signal.knobs) or "no knobs"
+            raise ValueError(f"{knob}={getattr(config, knob)!r} does not apply to token_credit={config.token_credit!r}, "
+                             f"which reads {used}; leave {knob} at its default ({defaults[knob]!r})")
+
 # %% ../nbs/07_trainer.ipynb #c6f41c09
 CAPTURE_SOURCES = ("auto", "scoring", "training")  # values of `DenseRConfig.denser_capture`
 
@@ -51,7 +68,13 @@ class DenseRConfig(GRPOConfig):
 
     use_denser: bool = field(
         default=True,
-        metadata={"help": "Scale each completion's advantage per token by DenseR weights. False trains plain GRPO."},
+        metadata={"help": "Give the loss token advantages from the `token_credit` signal. False trains plain GRPO."},
+    )
+    token_credit: str = field(
+        default="denser",
+        metadata={"help": "Token-credit signal (denser.credit.SIGNALS): 'denser' (A_i * w_i,t), 'denser_shuffled' (its "
+                  "control: each completion's weights permuted), 'uniform' (GRPO), 'entropy' (GTPO's entropy credit "
+                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), or a signal you registered."},
     )
     denser_alpha_cross: float = field(
         default=1.0,
@@ -89,6 +112,10 @@ class DenseRConfig(GRPOConfig):
         metadata={"help": "Prompt groups written every logging step, with tokens, advantages and per-token weights, "
                   "to <output_dir>/denser_samples.jsonl (0: off)."},
     )
+    ktae_alpha: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the Fisher-test term."})
+    ktae_beta_ig: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the information-gain term."})
+    ktae_gamma_tf: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the term-frequency contrast."})
+    ktae_top: float = field(default=1.0, metadata={"help": "token_credit='ktae': largest key-token bonus."})
     sampling_seed_per_step: bool = field(
         default=False,
         metadata={"help": "Reseed the sampling stream from (seed, step) before each generation (common random "
@@ -102,6 +129,8 @@ class DenseRConfig(GRPOConfig):
         if self.denser_sample_groups < 0:
             raise ValueError(f"denser_sample_groups must be >= 0 (0 turns sample logging off), "
                              f"got {self.denser_sample_groups}")
+        if self.use_denser:
+            check_credit_knobs(self)
         if self.denser_capture not in CAPTURE_SOURCES:
             raise ValueError(f"denser_capture must be one of {', '.join(map(repr, CAPTURE_SOURCES))}, "
                              f"got {self.denser_capture!r}")
@@ -135,13 +164,14 @@ _ROW = "denser_row"  # key of the (B,) scored-batch positions a batch carries wh
 class _PolicyPass:
     "Hidden states recorded during one policy forward over a batch."
     shape: tuple  # (B, P+T) of the input ids
-    states: list  # one (b, P+T, D) tensor per chunk TRL ran
+    states: list  # one (b, P+T, D) tensor per chunk TRL ran (empty when the signal reads no states)
     seconds: float  # wall-clock time of the pass
+    entropies: torch.Tensor | None = None  # (B, T) policy entropies of the completion tokens, if the signal reads them
     source: str = "trl"  # "trl" (TRL's old-logprob pass), "own" (DenseR's extra forward) or "training"
 
 # %% ../nbs/07_trainer.ipynb #72a99c93
 class DenseRTrainer(GRPOTrainer):
-    "`GRPOTrainer` whose loss receives DenseR's (B, T) token advantages A_i * w_i,t."
+    "`GRPOTrainer` whose loss receives (B, T) token advantages: DenseR's A_i * w_i,t or another `token_credit` signal's."
 
     _tag_names = ["trl", "grpo", "denser"]
 
@@ -162,6 +192,7 @@ class DenseRTrainer(GRPOTrainer):
         super().__init__(model, reward_funcs, args=args, **kwargs)
         self._denser_passes = None  # a list only while DenseR records a scoring-time policy forward
         self._denser_pending = None  # the micro-batch whose weights its training forward is about to give
+        self._signal = SIGNALS[args.token_credit] if args.use_denser else None
         if args.use_denser:
             check_complete_groups(args.per_device_train_batch_size, args.steps_per_generation,
                                   self.num_generations, self.accelerator.num_processes)
@@ -193,9 +224,14 @@ class DenseRTrainer(GRPOTrainer):
         if (self._denser_passes is None and pending is None) or not self._is_policy_forward(model):
             return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
         start = time.perf_counter()
-        with capture_hidden_states(model, layer=self.args.denser_layer) as capture:
+        reads_states = "hidden_states" in self._signal.needs
+        if "entropies" in self._signal.needs:
+            kwargs["compute_entropy"] = True  # TRL's loss asks for them anyway; its old-logprob pass does not
+        with capture_hidden_states(model, layer=self.args.denser_layer) if reads_states else nullcontext() as capture:
             result = super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
-        policy_pass = _PolicyPass(tuple(input_ids.shape), capture.states, time.perf_counter() - start)
+        entropies = result[1].detach().float() if "entropies" in self._signal.needs else None
+        policy_pass = _PolicyPass(tuple(input_ids.shape), capture.states if reads_states else [],
+                                  time.perf_counter() - start, entropies=entropies)
         if pending is None:
             self._denser_passes.append(policy_pass)
         else:
@@ -211,6 +247,10 @@ class DenseRTrainer(GRPOTrainer):
             torch.manual_seed(stream_seed("sampling", self.args.seed, self.state.global_step))
         if not (self.args.use_denser and self.model.training):
             return super()._generate_and_score_completions(inputs)
+        if not self._reads_policy_forward():  # token ids and advantages only: credit right away
+            output = super()._generate_and_score_completions(inputs)
+            self._credit(output, None, None)
+            return output
         self._denser_passes = [] if self.args.denser_capture != "training" else None
         try:
             output = super()._generate_and_score_completions(inputs)
@@ -223,7 +263,7 @@ class DenseRTrainer(GRPOTrainer):
             return output
         if not passes:  # TRL ran no old-logprob pass: run the policy forward ourselves
             passes = self._policy_forward(output)
-        self._weigh(output, self._captured_states(passes, output), passes[0])
+        self._credit(output, passes[0], self._captured_states(passes, output))
         return output
 
     def _compute_loss(self, model, inputs):
@@ -244,7 +284,13 @@ def _weights_from_training_forward(self: DenseRTrainer) -> bool:
         self.args.denser_capture == "auto" and self.args.steps_per_generation == 1)
 
 
+def _reads_policy_forward(self: DenseRTrainer) -> bool:
+    "Whether the token-credit signal reads something only a policy forward computes (states, entropies)."
+    return bool({"hidden_states", "entropies"} & set(self._signal.needs))
+
+
 DenseRTrainer._weights_from_training_forward = _weights_from_training_forward
+DenseRTrainer._reads_policy_forward = _reads_policy_forward
 
 # %% ../nbs/07_trainer.ipynb #9d4e2a10
 @torch.no_grad()
@@ -286,6 +332,8 @@ def _captured_states(
         raise RuntimeError(f"DenseR expected exactly one policy forward over the batch, saw {len(passes)}; "
                            "the captured states would be ambiguous.")
     policy_pass = passes[0]
+    if "hidden_states" not in self._signal.needs:
+        return None
     rows, length = batch["prompt_ids"].size(0), batch["prompt_ids"].size(1) + batch["completion_ids"].size(1)
     if not policy_pass.states:
         raise RuntimeError(f"DenseR captured no hidden states from decoder layer {self.args.denser_layer} during the "
@@ -303,27 +351,29 @@ def _captured_states(
 DenseRTrainer._captured_states = _captured_states
 
 # %% ../nbs/07_trainer.ipynb #e1b7d940
-def _weigh(
+def _credit(
     self: DenseRTrainer,
     batch: dict,  # a batch in scored order; its (B,) advantages are replaced by (B, T) token advantages
-    states: torch.Tensor,  # (B, T, D) its completion states
-    policy_pass: _PolicyPass,  # the pass the states came from
+    policy_pass: _PolicyPass | None,  # the policy pass the signal's inputs came from (None: it reads none)
+    states: torch.Tensor | None,  # (B, T, D) completion states, when the signal reads them
 ):
-    "Replace `batch['advantages']` (B,) by A_i * w_i,t (B, T); log the weights and write samples."
+    "Replace `batch['advantages']` (B,) by the signal's (B, T) token advantages; log them and write samples."
     mask = batch["completion_mask"] * batch.get("tool_mask", 1)
-    start = time.perf_counter()
-    weights = token_weights(states, batch["advantages"], mask, self.num_generations,
-                            window_size=self.args.denser_window_size, alpha_cross=self.args.denser_alpha_cross,
-                            alpha_within=self.args.denser_alpha_within, beta=self.args.denser_beta)
-    seconds = time.perf_counter() - start
     advantages = batch["advantages"]
-    batch["advantages"] = advantages.unsqueeze(1) * weights.weights.to(advantages.dtype)
-    self._log_weights(weights, mask, policy_pass, seconds)
-    if self.args.denser_sample_groups:
-        self._write_samples(batch, advantages, weights)
+    signal = self._signal
+    inputs = CreditBatch(advantages, mask, self.num_generations, hidden_states=states,
+                         entropies=policy_pass.entropies if policy_pass is not None else None,
+                         completion_ids=batch["completion_ids"], seed=self.args.seed, step=self.state.global_step)
+    start = time.perf_counter()
+    credit = token_credit(signal.name, inputs, **{keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()})
+    seconds = time.perf_counter() - start
+    batch["advantages"] = credit.token_advantages.to(advantages.dtype)
+    self._log_credit(credit, advantages, mask, policy_pass, seconds)
+    if self.args.denser_sample_groups and credit.weights is not None:
+        self._write_samples(batch, advantages, credit.weights)
 
 
-DenseRTrainer._weigh = _weigh
+DenseRTrainer._credit = _credit
 
 # %% ../nbs/07_trainer.ipynb #c8e5b216
 _SCORED_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "tool_mask", "advantages")
@@ -334,46 +384,85 @@ def _weigh_training_batch(
     inputs: dict,  # TRL's micro-batch: the whole generation batch, shuffled, with its row marks
     policy_pass: _PolicyPass,  # the states of its training forward, in the micro-batch's order
 ):
-    "Give a marked micro-batch its (B, T) token advantages from the states of its own training forward."
+    "Give a marked micro-batch its (B, T) token advantages from the states (entropies) of its own training forward."
     rows = inputs.pop(_ROW)
     if not torch.equal(rows.sort().values, torch.arange(rows.numel(), device=rows.device)):
         raise RuntimeError(f"DenseR's training-forward weights need the whole generation batch in one micro-batch, "
                            f"but this micro-batch holds {rows.numel()} rows that are not one whole scored batch; use "
                            "denser_capture='scoring' with this schedule.")
     order = rows.argsort()  # micro-batch row of each scored position
-    states = self._captured_states([policy_pass], inputs)[order]
+    states = self._captured_states([policy_pass], inputs)
+    if policy_pass.entropies is not None:
+        policy_pass.entropies = policy_pass.entropies[order]
     scored = {key: inputs[key][order] for key in _SCORED_KEYS if key in inputs}
-    self._weigh(scored, states, policy_pass)
+    self._credit(scored, policy_pass, states[order] if states is not None else None)
     inputs["advantages"] = scored["advantages"][rows]
 
 
 DenseRTrainer._weigh_training_batch = _weigh_training_batch
 
 # %% ../nbs/07_trainer.ipynb #7e187447
+def _reduce(
+    self: DenseRTrainer,
+    sums: list[torch.Tensor],  # 0-d tensors summed over processes
+    maxima: list[torch.Tensor],  # 0-d tensors maximised over processes
+) -> tuple[list[float], list[float]]:
+    "The sums and maxima over all processes, as floats (reduced in float64: a std comes from sums of squares)."
+    device = self.accelerator.device
+    summed = self.accelerator.reduce(torch.stack([v.double() for v in sums]).to(device), reduction="sum").tolist() if sums else []
+    largest = self.accelerator.gather(torch.stack([v.double() for v in maxima]).to(device).unsqueeze(0)).max(dim=0).values
+    return summed, largest.tolist()
+
+
+def _log_credit(
+    self: DenseRTrainer,
+    credit,  # this batch's `denser.credit.Credit`
+    advantages: torch.Tensor,  # (B,) the scalar advantages it started from
+    mask: torch.Tensor,  # (B, T) loss mask
+    policy_pass: _PolicyPass | None,  # the pass its inputs came from (None: the signal reads no forward)
+    seconds: float,  # wall-clock time of the signal
+):
+    "Append the `credit/*` metrics (and DenseR's `denser/*`) of one scored batch, reduced over processes."
+    metrics = self._metrics["train"]
+    summary = credit_summary(credit.token_advantages, advantages, mask, self.num_generations)
+    (count, total, squares, contrast, groups, mass, first, last), (largest, signal_seconds) = self._reduce(
+        [summary[k] for k in ("count", "total", "squares", "contrast", "groups", "mass", "mass_first", "mass_last")],
+        [summary["maximum"], summary["mass"].new_tensor(seconds)])
+    mean = total / count if count else math.nan
+    metrics["credit/weight_std"].append(math.sqrt(max(squares / count - mean ** 2, 0.0)) if count else math.nan)
+    metrics["credit/weight_max"].append(largest if count else math.nan)
+    metrics["credit/groups_with_contrast"].append(contrast / groups if groups else math.nan)
+    metrics["credit/mass_first_10pct"].append(first / mass if mass else math.nan)
+    metrics["credit/mass_last_10pct"].append(last / mass if mass else math.nan)
+    metrics["credit/seconds"].append(signal_seconds)
+    if policy_pass is not None:
+        own = policy_pass.source == "own"
+        _, (capture_seconds, own, training) = self._reduce([], [
+            mask.new_tensor(policy_pass.seconds if own else 0.0, dtype=torch.float32),
+            mask.new_tensor(float(own), dtype=torch.float32),
+            mask.new_tensor(float(policy_pass.source == "training"), dtype=torch.float32)])
+        metrics["denser/own_forward"].append(own)
+        metrics["denser/training_forward"].append(training)
+        metrics["denser/capture_seconds"].append(capture_seconds)
+    if credit.weights is not None:
+        self._log_weights(credit.weights, mask, seconds)
+
+
 def _log_weights(
     self: DenseRTrainer,
-    weights: TokenWeights,  # this batch's weights
+    weights: TokenWeights,  # this batch's DenseR weights
     mask: torch.Tensor,  # (B, T) loss mask
-    policy_pass: _PolicyPass,  # the pass the states came from
-    seconds: float,  # wall-clock time of `token_weights`
+    seconds: float,  # wall-clock time of the signal
 ):
-    "Append the `denser/*` metrics of one scored batch, reduced over processes."
+    "Append DenseR's `denser/*` weight and divergence metrics of one scored batch, reduced over processes."
     valid = weights.weights[mask.bool()].float()
     cross, within = weights.cross.float(), weights.within.float()
     contrast = weights.has_contrast.view(-1, self.num_generations)[:, 0].float()
-    local_sums = [valid.new_tensor(valid.numel()), valid.sum(), valid.square().sum(), cross.nansum(),
-                  (~cross.isnan()).sum(), within.nansum(), (~within.isnan()).sum(), contrast.sum(),
-                  contrast.new_tensor(contrast.numel())]
-    own = policy_pass.source == "own"
-    local_maxima = [valid.max() if valid.numel() else valid.new_tensor(-math.inf),
-                    valid.new_tensor(policy_pass.seconds if own else 0.0), valid.new_tensor(seconds),
-                    valid.new_tensor(float(own)), valid.new_tensor(float(policy_pass.source == "training"))]
-    sums = torch.stack([value.float() for value in local_sums]).to(self.accelerator.device)
-    maxima = torch.stack([value.float() for value in local_maxima]).to(self.accelerator.device)
-    count, total, squares, cross_sum, cross_n, within_sum, within_n, with_contrast, groups = (
-        self.accelerator.reduce(sums, reduction="sum").tolist())
-    weight_max, capture_seconds, weights_seconds, own, training = (
-        self.accelerator.gather(maxima.unsqueeze(0)).max(dim=0).values.tolist())
+    (count, total, squares, cross_sum, cross_n, within_sum, within_n, with_contrast, groups), (weight_max, weights_seconds) = (
+        self._reduce([valid.new_tensor(valid.numel()), valid.sum(), valid.square().sum(), cross.nansum(),
+                      (~cross.isnan()).sum(), within.nansum(), (~within.isnan()).sum(), contrast.sum(),
+                      contrast.new_tensor(contrast.numel())],
+                     [valid.max() if valid.numel() else valid.new_tensor(-math.inf), valid.new_tensor(seconds)]))
     mean = total / count if count else math.nan
     metrics = self._metrics["train"]
     metrics["denser/weight_mean"].append(mean)
@@ -382,12 +471,11 @@ def _log_weights(
     metrics["denser/cross_mean"].append(cross_sum / cross_n if cross_n else math.nan)
     metrics["denser/within_mean"].append(within_sum / within_n if within_n else math.nan)
     metrics["denser/groups_with_contrast"].append(with_contrast / groups)
-    metrics["denser/own_forward"].append(own)
-    metrics["denser/training_forward"].append(training)
-    metrics["denser/capture_seconds"].append(capture_seconds)
     metrics["denser/weights_seconds"].append(weights_seconds)
 
 
+DenseRTrainer._reduce = _reduce
+DenseRTrainer._log_credit = _log_credit
 DenseRTrainer._log_weights = _log_weights
 
 # %% ../nbs/07_trainer.ipynb #7287c5f3

@@ -100,3 +100,49 @@ def reference_oracle(hidden, advantages, mask, num_generations, window_size=5, a
                 combined = combined / combined[valid].mean().clamp_min(1e-8)
                 weights[i, valid] = ((1 - beta) + beta * combined)[valid]
     return weights
+
+
+def naive_ktae_bonus(ids, mask, correct, alpha=1.0, beta_ig=1.0, gamma_tf=1.0, top=1.0, k1=2.0, b=0.5):
+    """KTAE's key-token bonus (G, T) by its definition, token id by token id, with scipy's Fisher test."""
+    from scipy.stats import fisher_exact
+
+    group, length = ids.shape
+    bonus = torch.zeros(group, length, dtype=torch.float64)
+    rows = [[int(ids[i, t]) for t in range(length) if mask[i, t]] for i in range(group)]
+    good = [i for i in range(group) if correct[i]]
+    bad = [i for i in range(group) if not correct[i]]
+    if not good or not bad or not any(rows):
+        return bonus
+    tokens_good = sum(len(rows[i]) for i in good)
+    tokens_bad = sum(len(rows[i]) for i in bad)
+    average = (tokens_good + tokens_bad) / 2
+
+    def bm25(count, total):
+        f = count / max(total, 1)
+        return f * (k1 + 1) / (f + k1 * (1 - b + b * total / average))
+
+    def h2(*counts):
+        n = sum(counts)
+        return -sum(c / n * math.log2(c / n) for c in counts if c > 0) if n else 0.0
+
+    kt = {}
+    for token in {t for row in rows for t in row}:
+        a = sum(token in rows[i] for i in good)
+        c_ = sum(token in rows[i] for i in bad)
+        table = (a, c_, len(good) - a, len(bad) - c_)
+        p = fisher_exact([[table[0], table[1]], [table[2], table[3]]]).pvalue
+        fisher = math.exp(-2 * p) if p < 1 - 1e-12 else 0.0
+        n = sum(table)
+        gain = h2(table[0] + table[2], table[1] + table[3]) - (
+            (table[0] + table[1]) / n * h2(table[0], table[1]) + (table[2] + table[3]) / n * h2(table[2], table[3]))
+        cohen = math.asin(math.sqrt(a / len(good))) - math.asin(math.sqrt(c_ / len(bad)))
+        tf_good = bm25(sum(row.count(token) for i, row in enumerate(rows) if i in good), tokens_good)
+        tf_bad = bm25(sum(row.count(token) for i, row in enumerate(rows) if i in bad), tokens_bad)
+        x = cohen + gamma_tf * (tf_good / (tf_bad + 1e-5) - tf_bad / (tf_good + 1e-5))
+        score = (alpha * fisher + beta_ig * gain) * x / (alpha + beta_ig)
+        kt[token] = math.tanh(score / 2) * top  # (sigmoid - 1/2) * 2, without overflow
+    for i in range(group):
+        for t in range(length):
+            if mask[i, t]:
+                bonus[i, t] = kt[int(ids[i, t])]
+    return bonus

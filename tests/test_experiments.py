@@ -73,7 +73,7 @@ report: {notebook: report}
     assert result.returncode == 1
     assert "1 of 3 failed: bad" in result.stderr
     bad = json.loads((tmp_path / "runs" / "faulty" / "bad" / "status.json").read_text())
-    assert not bad["ok"] and "method must be one of grpo, denser" in bad["error"] and "code cell" in bad["error"]
+    assert not bad["ok"] and "method must be one of grpo, uniform, denser" in bad["error"] and "code cell" in bad["error"]
     assert json.loads((tmp_path / "runs" / "faulty" / "good" / "status.json").read_text())["ok"]
     assert "Failed runs (see their log.txt): bad" in (tmp_path / "runs" / "faulty" / "results.md").read_text()
 

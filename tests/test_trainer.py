@@ -10,6 +10,7 @@ import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
+import denser.credit as credit_module
 import denser.trainer as trainer_module
 from denser.capture import capture_hidden_states, completion_states
 from denser.models import load
@@ -94,13 +95,13 @@ def test_steps_give_non_uniform_token_advantages(tiny, prompts, tmp_path, model,
 def test_sign_of_advantage_is_kept_per_token(tiny, prompts, tmp_path):
     trainer = make(tiny, prompts, tmp_path, denser_capture="scoring")
     captured = {}
-    real = trainer_module.token_weights
+    real = credit_module.token_weights
 
     def spy(hidden_states, advantages, *args, **kwargs):
         captured["scalar"] = advantages.clone()
         return real(hidden_states, advantages, *args, **kwargs)
 
-    with patch.object(trainer_module, "token_weights", spy):
+    with patch.object(credit_module, "token_weights", spy):
         scored = score(trainer, prompts)
     mask = scored["completion_mask"].bool()
     token = scored["advantages"]
@@ -128,7 +129,7 @@ def test_parity_with_grpo(tiny, prompts, tmp_path, source):
     grpo = make(tiny, prompts, tmp_path / "grpo", GRPOTrainer, GRPOConfig,
                 **{k: v for k, v in schedule.items() if not k.startswith("denser_")})
     grpo.train()
-    for switch in ({"use_denser": False}, {"denser_beta": 0.0}):
+    for switch in ({"token_credit": "uniform"}, {"use_denser": False}, {"denser_beta": 0.0}):
         denser = make(tiny, prompts, tmp_path / str(switch), **schedule, **switch)
         denser.train()
         losses = [[entry["loss"] for entry in t.state.log_history if "loss" in entry] for t in (grpo, denser)]
@@ -216,13 +217,13 @@ def test_peft_reference_pass_is_not_captured(tiny, prompts, tmp_path, source):
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
     trainer = make(tiny, prompts, tmp_path, peft_config=lora, beta=0.1, **schedule)
     seen = {}
-    real = trainer_module.token_weights
+    real = credit_module.token_weights
 
     def spy(hidden_states, *args, **kwargs):
         seen["states"] = hidden_states.clone()
         return real(hidden_states, *args, **kwargs)
 
-    with patch.object(trainer_module, "token_weights", spy):
+    with patch.object(credit_module, "token_weights", spy):
         scored = score(trainer, prompts)
     assert "ref_per_token_logps" in scored  # TRL ran its reference pass with the adapters disabled
     assert_policy_states(trainer.model, scored, seen["states"])
@@ -235,7 +236,7 @@ def test_peft_training_forward_reads_the_policy(tiny, prompts, tmp_path):
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
     trainer = make(tiny, prompts, tmp_path, peft_config=lora, beta=0.1, learning_rate=0.0, max_steps=1)
     seen = {}
-    real_weights, real_batch = trainer_module.token_weights, trainer._weigh_training_batch
+    real_weights, real_batch = credit_module.token_weights, trainer._weigh_training_batch
 
     def spy(hidden_states, *args, **kwargs):
         seen["states"] = hidden_states.clone()
@@ -246,7 +247,7 @@ def test_peft_training_forward_reads_the_policy(tiny, prompts, tmp_path):
         return real_batch(inputs, policy_pass)
 
     trainer._weigh_training_batch = spy_batch
-    with patch.object(trainer_module, "token_weights", spy):
+    with patch.object(credit_module, "token_weights", spy):
         trainer.train()
     inputs = seen["inputs"]
     assert "ref_per_token_logps" in inputs  # TRL ran its reference pass (adapters disabled) while scoring
