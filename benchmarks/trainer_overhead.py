@@ -1,9 +1,11 @@
-"""DenseR vs plain GRPO training-step time on one model, measured in one run, with the split of each step.
+"""DenseR vs plain GRPO training-step time on one model, measured in one run, with the split of each step and its floor.
 
 Usage (CPU, one torch thread; each configuration is trained `--rounds` times, alternating GRPO and DenseR):
 
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model tiny-qwen3 --out runs/overhead-tiny
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 --out runs/overhead-smollm2
+    OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 \
+        --kinds grpo,grpo-bf16,denser,denser-bf16 --out runs/step-bf16     # fp32 vs bf16 autocast, with the floor
 
 Three configurations get the same model weights, prompts, seed and settings, and learning_rate=0, so the policy
 never changes and every step samples the same completions in all of them (checked: the completion ids are hashed
@@ -36,13 +38,15 @@ from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-import denser.trainer as trainer_module
+import denser.credit as credit_module
+from denser.bench import matmul_gflops
 from denser.models import load
 from denser.trainer import DenseRConfig, DenseRTrainer
 
 PARTS = ("generation", "capture forward", "weights", "other scoring", "loss forward", "backward", "optimizer and rest")
-KINDS = ("grpo", "denser", "denser-own")  # plain GRPO; DenseR, states from the training forward; from its own forward
-CAPTURE = {"denser": "auto", "denser-own": "scoring"}
+# plain GRPO; DenseR, states from the training forward; from its own forward; the first two under bf16 autocast
+KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16")
+CAPTURE = {"denser": "auto", "denser-own": "scoring", "denser-bf16": "auto"}
 
 
 def digit_share(completions, **kwargs):
@@ -85,7 +89,7 @@ def timed(record, key, function, only=None):
 
 def train_once(kind, model, tokenizer, prompts, args):
     "Train `kind` (one of KINDS) for warm-up + args.steps steps; per-step seconds of each part and batch hashes."
-    settings = dict(output_dir=str(Path(args.out) / kind), use_cpu=True, bf16=False, report_to="none",
+    settings = dict(output_dir=str(Path(args.out) / kind), use_cpu=True, bf16=kind.endswith("-bf16"), report_to="none",
                     per_device_train_batch_size=args.num_generations * args.groups, num_generations=args.num_generations,
                     max_completion_length=args.completion_length, max_steps=args.steps + 1, logging_steps=1,
                     seed=args.seed, learning_rate=0.0, save_strategy="no", disable_tqdm=True)
@@ -130,12 +134,12 @@ def train_once(kind, model, tokenizer, prompts, args):
 
     trainer.compute_loss = flagged_compute_loss
     trainer.training_step = timed(record, "training_step", trainer.training_step)
-    original_weights = trainer_module.token_weights
-    trainer_module.token_weights = timed(record, lambda: "weights in loss" if in_loss[0] else "weights", original_weights)
+    original_weights = credit_module.token_weights
+    credit_module.token_weights = timed(record, lambda: "weights in loss" if in_loss[0] else "weights", original_weights)
     try:
         trainer.train()
     finally:
-        trainer_module.token_weights = original_weights
+        credit_module.token_weights = original_weights
     steps = []
     for i, total in enumerate(clock.seconds):
         steps.append({})
@@ -149,8 +153,25 @@ def train_once(kind, model, tokenizer, prompts, args):
                 "loss forward": part["loss"] - in_loss_weights,
                 "backward": part["training_step"] - part["score"] - part["loss"],
                 "optimizer and rest": total[clock_index] - part["training_step"], "total": total[clock_index]}
-    lengths = [len(trainer._buffered_inputs[0]["completion_mask"][0])] if trainer._buffered_inputs else []
-    return dict(kind=kind, steps=steps[1:], hashes=hashes[1:], completion_tokens=lengths)
+    batch = trainer._buffered_inputs[0] if trainer._buffered_inputs else None
+    shape = dict(rows=batch["completion_ids"].size(0), prompt=batch["prompt_ids"].size(1),
+                 completion=batch["completion_ids"].size(1)) if batch else None
+    return dict(kind=kind, steps=steps[1:], hashes=hashes[1:], shape=shape)
+
+
+def floor_seconds(model, shape: dict, rate: float) -> dict:
+    """Seconds each compute part of a step needs at `rate` GFLOP/s: its model FLOPs over the rate.
+
+    2 FLOPs per parameter and token for the body's matrix products (attention scores ignored: ~150-token rows)
+    and 2 V D per token whose logits are computed; generation reads every prompt and completion token once and
+    computes logits for completion tokens; the loss forward likewise; the backward is twice the forward.
+    """
+    embedding = model.get_input_embeddings().weight
+    body = sum(p.numel() for p in model.parameters()) - embedding.numel()  # tied head: counted once, below
+    head = embedding.numel()
+    tokens = shape["rows"] * (shape["prompt"] + shape["completion"])
+    forward = 2 * body * tokens + 2 * head * shape["rows"] * shape["completion"]
+    return {"generation": forward / rate / 1e9, "loss forward": forward / rate / 1e9, "backward": 2 * forward / rate / 1e9}
 
 
 def main():
@@ -162,15 +183,19 @@ def main():
     parser.add_argument("--groups", type=int, default=1, help="prompts per step (default: 1)")
     parser.add_argument("--completion-length", type=int, default=64, help="max_completion_length (default: 64)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", default="grpo,denser,denser-own", help=f"comma-separated configurations of {KINDS}")
     parser.add_argument("--out", default="runs/trainer-overhead")
     args = parser.parse_args()
+    kinds = tuple(args.kinds.split(","))
+    if not set(kinds) <= set(KINDS) or "grpo" not in kinds:
+        parser.error(f"--kinds must be a comma-separated subset of {', '.join(KINDS)} that includes grpo, got {args.kinds!r}")
     torch.manual_seed(args.seed)
     model, tokenizer = load(args.model)
     prompts = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}? Explain step by step."}]
                                             for a in range(8) for b in range(8)]})
     runs = []
     for round_index in range(args.rounds):
-        for kind in (KINDS if round_index % 2 == 0 else KINDS[::-1]):
+        for kind in (kinds if round_index % 2 == 0 else kinds[::-1]):
             started = time.perf_counter()
             runs.append(train_once(kind, model, tokenizer, prompts, args))
             print(f"round {round_index} {kind}: {time.perf_counter() - started:.1f} s, step totals wall "
@@ -179,32 +204,47 @@ def main():
     same_batches = len({tuple(run["hashes"]) for run in runs}) == 1
     summary = {clock_name: {kind: {part: statistics.median(step[clock_name][part] for run in runs if run["kind"] == kind
                                                       for step in run["steps"]) for part in (*PARTS, "total")}
-                            for kind in KINDS} for clock_name in ("wall", "cpu")}
+                            for kind in kinds} for clock_name in ("wall", "cpu")}
     ratio = {kind: {clock_name: summary[clock_name][kind]["total"] / summary[clock_name]["grpo"]["total"]
-                    for clock_name in ("wall", "cpu")} for kind in CAPTURE}
+                    for clock_name in ("wall", "cpu")} for kind in kinds if kind != "grpo"}
     # DenseR's own cost, from the split: the parts plain GRPO does not have, over the GRPO step
     added = {kind: {clock_name: sum(summary[clock_name][kind][part] for part in ("capture forward", "weights"))
-                    / summary[clock_name]["grpo"]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE}
+                    / summary[clock_name]["grpo"]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE if kind in kinds}
+    labels = {"grpo": "GRPO", "denser": "DenseR", "denser-own": "DenseR own-forward", "grpo-bf16": "GRPO bf16",
+              "denser-bf16": "DenseR bf16"}
     lines = [f"model {args.model}; G={args.num_generations}, {args.groups} prompt(s) per step, max_completion_length="
              f"{args.completion_length}; {args.rounds} runs x {args.steps} measured steps per configuration "
              f"(median per step, seconds, wall-clock and process CPU); same completions in every run: {same_batches}; "
              f"torch threads {torch.get_num_threads()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             "| part | GRPO wall s | DenseR wall s | DenseR own-forward wall s | GRPO CPU s | DenseR CPU s | "
-             "DenseR own-forward CPU s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| part | " + " | ".join(f"{labels[k]} {c} s" for c in ("wall", "CPU") for k in kinds) + " |",
+             "|---|" + "---:|" * 2 * len(kinds)]
     for part in (*PARTS, "total"):
         wall, cpu = summary["wall"], summary["cpu"]
-        lines.append(f"| {part} | " + " | ".join(f"{times[kind][part]:.3f}" for times in (wall, cpu) for kind in KINDS) + " |")
+        lines.append(f"| {part} | " + " | ".join(f"{times[kind][part]:.3f}" for times in (wall, cpu) for kind in kinds) + " |")
     lines.append("")
-    for kind, label in (("denser", "DenseR (training forward)"), ("denser-own", "DenseR (own forward)")):
-        lines.append(f"{label} / GRPO step time: {ratio[kind]['wall']:.3f} (wall), {ratio[kind]['cpu']:.3f} (CPU); "
-                     f"from the split (capture forward + weights over the GRPO step): 1 + {added[kind]['wall']:.4f} "
-                     f"(wall), 1 + {added[kind]['cpu']:.4f} (CPU)")
+    for kind in ratio:
+        lines.append(f"{labels[kind]} / GRPO step time: {ratio[kind]['wall']:.3f} (wall), {ratio[kind]['cpu']:.3f} (CPU)"
+                     + (f"; from the split (capture forward + weights over the GRPO step): 1 + {added[kind]['wall']:.4f} "
+                        f"(wall), 1 + {added[kind]['cpu']:.4f} (CPU)" if kind in added else ""))
+    # the compute floor: model FLOPs of each part over this CPU's measured matmul rate (CPU time, this many threads)
+    rates = {"fp32": matmul_gflops(torch.get_num_threads(), 5), "bf16": matmul_gflops(torch.get_num_threads(), 5, torch.bfloat16)}
+    shape = runs[0]["shape"]
+    floors = {precision: floor_seconds(model, shape, rate) for precision, rate in rates.items()}
+    lines += ["", f"Compute floor ({shape['rows']} rows x ({shape['prompt']} prompt + {shape['completion']} completion) tokens; "
+              f"matmul {rates['fp32']:.0f} GFLOP/s fp32, {rates['bf16']:.0f} GFLOP/s bf16, CPU time): each part's CPU "
+              "seconds as a multiple of its floor at the configuration's precision", "",
+              "| part | floor fp32 s | floor bf16 s | " + " | ".join(f"{labels[k]} x floor" for k in kinds) + " |",
+              "|---|---:|---:|" + "---:|" * len(kinds)]
+    for part in ("generation", "loss forward", "backward"):
+        multiples = [summary["cpu"][k][part] / floors["bf16" if k.endswith("-bf16") else "fp32"][part] for k in kinds]
+        lines.append(f"| {part} | {floors['fp32'][part]:.3f} | {floors['bf16'][part]:.3f} | "
+                     + " | ".join(f"{m:.1f}" for m in multiples) + " |")
     table = "\n".join(lines)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(dict(args=vars(args), runs=runs, summary=summary, ratio=ratio,
-                                                       added=added, same_batches=same_batches), indent=1))
+                                                       added=added, same_batches=same_batches, matmul_gflops=rates,
+                                                       floors=floors), indent=1))
     (out / "overhead.md").write_text(table + "\n")
     print(table)
 

@@ -60,11 +60,12 @@ def banded_flops(
 def matmul_gflops(
     threads: int = 1,  # torch threads to use
     repeats: int = 5,  # products timed; the fastest counts
+    dtype: torch.dtype = torch.float32,  # e.g. torch.bfloat16 on CPUs with avx512_bf16
 ) -> float:
-    "Measured fp32 GFLOP/s (over CPU time) of a (2048, 1024) @ (1024, 2048) matrix product."
+    "Measured GFLOP/s (over CPU time) of a (2048, 1024) @ (1024, 2048) matrix product in `dtype`."
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    left, right = torch.randn(2048, 1024), torch.randn(1024, 2048)
+    left, right = torch.randn(2048, 1024, dtype=dtype), torch.randn(1024, 2048, dtype=dtype)
     left @ right
     seconds = []
     for _ in range(repeats):
