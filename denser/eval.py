@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import BENCHMARKS, TASK_PRESETS, build_prompt, load_benchmark, reasoning_gym_dataset
+from .execute import write_atomic
 from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
@@ -368,16 +369,34 @@ class EvalConfig:
         return {name: getattr(self, name) for name in ("model", "backend", "n", "temperature", "max_tokens", "seed", "greedy")}
 
 # %% ../nbs/08_eval.ipynb #5bce48f5
+def _complete_length(
+    file,  # a samples file opened for binary reading
+) -> int:
+    "Bytes of `file` up to and including its last newline: what is left after it is a torn line."
+    position = file.seek(0, os.SEEK_END)
+    while position > 0:
+        start = max(0, position - 65536)
+        file.seek(start)
+        newline = file.read(position - start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0
+
 def read_records(
     path: str | os.PathLike,  # a samples file
 ) -> dict[int, dict]:
-    "The complete records of a samples file by problem index; a truncated last line is skipped."
+    "The complete records of a samples file by problem index: newline-ended lines only (a torn last line is ignored)."
     records = {}
     if Path(path).exists():
-        for line in Path(path).read_text().splitlines():
+        with open(path, "rb") as file:
+            complete = _complete_length(file)
+            file.seek(0)
+            lines = file.read(complete).decode().splitlines()
+        for line in lines:
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except json.JSONDecodeError:  # a fragment an older version glued a record to
                 continue
             records[record["index"]] = record
     return records
@@ -386,10 +405,11 @@ def append_records(
     path: str | os.PathLike,  # a samples file
     records: list[dict],  # records to add
 ):
-    "Append `records` as JSON lines and flush them to disk."
+    "Append `records` as JSON lines and flush them to disk, after cutting off a torn last line."
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as file:
-        file.writelines(json.dumps(record) + "\n" for record in records)
+    with open(path, "a+b") as file:
+        file.truncate(_complete_length(file))
+        file.write("".join(json.dumps(record) + "\n" for record in records).encode())
         file.flush()
         os.fsync(file.fileno())
 
@@ -405,7 +425,7 @@ def check_settings(
         if different:
             raise ValueError(f"{out} holds samples made with {', '.join(different)}; use another --out or delete {out / 'samples'}")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=1))
+    write_atomic(path, json.dumps(settings, indent=1))
 
 # %% ../nbs/08_eval.ipynb #11a834f5
 def sample_records(
@@ -503,8 +523,8 @@ def evaluate(
         s.name: summarize([done[i] for i in range(len(s.rows))], config.k, config.mv_trials, config.seed)
         for s, done in zip(eval_sets, records)},
         generation=dict(seconds=round(seconds, 1), new_tokens=new_tokens, tokens_per_second=round(new_tokens / seconds, 1) if new_tokens else None))
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "results.md").write_text(markdown_table(results))
+    write_atomic(out / "results.json", json.dumps(results, indent=1))
+    write_atomic(out / "results.md", markdown_table(results))
     return results
 
 # %% ../nbs/08_eval.ipynb #fd29f81a

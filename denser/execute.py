@@ -5,13 +5,15 @@
 # %% ../nbs/19_execute.ipynb #22b6de95
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
 import denser
 
 # %% auto #0
-__all__ = ['EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'add_arguments', 'run']
+__all__ = ['EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'write_atomic', 'add_arguments', 'run']
 
 # %% ../nbs/19_execute.ipynb #0f4e3e9f
 EXPERIMENT_NOTEBOOKS = Path(denser.__file__).resolve().parent.parent / "nbs" / "experiments"
@@ -48,6 +50,24 @@ def run_notebook(
                                kernel_name=kernel, language="python", execution_timeout=timeout,
                                progress_bar=False)
     return executed
+
+# %% ../nbs/19_execute.ipynb #14d08d7e
+def write_atomic(
+    path: str | Path,  # the file to create or replace
+    text: str,  # its whole new content
+) -> Path:
+    "Replace `path` by a file holding `text` through a temporary file and a rename: readers never see a partial file."
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/19_execute.ipynb #75efa891
 def add_arguments(parser):

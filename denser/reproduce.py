@@ -5,25 +5,32 @@
 # %% ../nbs/11_reproduce.ipynb #243734c4
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import json
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import yaml
 
-from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook
+from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
 
 # %% auto #0
-__all__ = ['Run', 'Experiment', 'load_experiment', 'list_experiments', 'execute_run', 'is_done', 'reproduce', 'add_arguments',
-           'run']
+__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'Run', 'Experiment', 'load_experiment', 'list_experiments', 'stop_processes',
+           'RunProcesses', 'lock_holder', 'claim_run_dir', 'execute_run', 'is_done', 'Stop', 'reproduce',
+           'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #8a2e00ec
 @dataclass
@@ -111,6 +118,129 @@ def list_experiments() -> list[str]:
     "Names of the experiment files in nbs/experiments."
     return sorted(p.stem for p in EXPERIMENT_NOTEBOOKS.glob("*.yaml"))
 
+# %% ../nbs/11_reproduce.ipynb #1595adf7
+GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when runs are stopped
+
+
+def _running(process: psutil.Process) -> bool:
+    "Whether `process` still runs (an exited zombie waiting for its parent does not)."
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_groups(groups: set[int], signum: int):
+    "Send `signum` to each process group in `groups` that still exists."
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _wait_gone(children: list[subprocess.Popen], descendants: list[psutil.Process], until: float) -> bool:
+    "Wait until every process has exited or the monotonic clock passes `until`; return whether all have."
+    while True:
+        alive = [c for c in children if c.poll() is None] + [p for p in descendants if _running(p)]
+        if not alive or time.monotonic() >= until:
+            return not alive
+        time.sleep(0.1)
+
+
+def stop_processes(
+    children: list[subprocess.Popen],  # processes each started in a session of its own
+    grace: float = GRACE_SECONDS,  # seconds between SIGTERM and SIGKILL
+):
+    "SIGTERM the process groups of `children` and of all their descendants, SIGKILL what is left after `grace` s, wait for all."
+    children = [c for c in children if c.poll() is None]
+    descendants, groups = [], {c.pid for c in children}  # a session leader's group id is its pid
+    for child in children:
+        try:
+            descendants += psutil.Process(child.pid).children(recursive=True)
+        except psutil.Error:
+            pass
+    for process in descendants:
+        try:
+            groups.add(os.getpgid(process.pid))
+        except ProcessLookupError:
+            pass
+    groups.discard(os.getpgrp())
+    _signal_groups(groups, signal.SIGTERM)
+    if not _wait_gone(children, descendants, time.monotonic() + grace):
+        _signal_groups(groups, signal.SIGKILL)
+        _wait_gone(children, descendants, time.monotonic() + grace)
+
+# %% ../nbs/11_reproduce.ipynb #78395ca6
+class RunProcesses:
+    "The papermill processes of the runs in flight: `stop` ends them all, and no run starts after it."
+
+    def __init__(
+        self,
+        grace: float = GRACE_SECONDS,  # seconds between SIGTERM and SIGKILL
+    ):
+        self.grace = grace
+        self.reason = None  # why the runs were stopped, once they were (e.g. "SIGINT")
+        self._lock, self._children = threading.Lock(), set()
+
+    def start(self, command: list[str], **popen) -> subprocess.Popen | None:
+        "Start `command` in a session of its own and track it; None once stopped."
+        with self._lock:
+            if self.reason is not None:
+                return None
+            child = subprocess.Popen(command, start_new_session=True, **popen)
+            self._children.add(child)
+            return child
+
+    def finished(self, child: subprocess.Popen):
+        "Stop `child` if it still runs (its thread failed), then forget it."
+        stop_processes([child], self.grace)
+        with self._lock:
+            self._children.discard(child)
+
+    def stop(self, reason: str):
+        "Stop every process in flight, record `reason`, and refuse new ones."
+        with self._lock:
+            self.reason = self.reason or reason
+            children = list(self._children)
+        stop_processes(children, self.grace)
+
+# %% ../nbs/11_reproduce.ipynb #7e6ac6d6
+LOCK_FILE = ".lock"  # in each run folder, held by the process executing the run
+
+
+def lock_holder(run_dir: Path) -> str:
+    "Who holds (or last held) the lock of `run_dir`, as its lock file says."
+    try:
+        owner = json.loads((run_dir / LOCK_FILE).read_text())
+        return f"pid {owner['pid']} on {owner['host']} since {owner['since']}"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextmanager
+def claim_run_dir(
+    run_dir: Path,  # the folder to lock
+    wait: bool = False,  # wait (polling each second) while another process holds it, instead of giving up
+    stopping=lambda: False,  # a wait ends, yielding None, once this returns True
+):
+    "Hold the lock of `run_dir` for the block, yielding the open lock file, or yield None if another process holds it."
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait or stopping():
+                    yield None
+                    return
+                time.sleep(1)
+        lock.truncate(0)
+        lock.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))))
+        lock.flush()
+        yield lock
+
 # %% ../nbs/11_reproduce.ipynb #1ea3bcfd
 def _failure(executed: Path) -> str:
     "Which cell of an executed notebook raised, and what."
@@ -133,42 +263,53 @@ def execute_run(
     timeout: int,  # seconds allowed for the whole run
     kernel: str = "python3",  # Jupyter kernel
     echo=print,  # where progress lines go
+    processes: RunProcesses | None = None,  # tracks the child so that it can be stopped from another thread
+    lock=None,  # the run folder's held lock file (`claim_run_dir`), inherited by the child
 ) -> dict:
     "Execute one run in a child papermill process and return (and save) its status."
+    processes = processes or RunProcesses()
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = run_dir / f"{run.notebook}.ipynb"
-    # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report)
-    (run_dir / "parameters.yaml").write_text(yaml.safe_dump({**run.parameters, "out_dir": str(run_dir)}, sort_keys=True))
-    (run_dir / "progress.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "papermill", str(experiment_notebook(run.notebook)), str(executed),
                "-f", str(run_dir / "parameters.yaml"), "--cwd", str(run_dir), "-k", kernel, "--language", "python",
                "--no-progress-bar", "--log-output"]
-    started, last_progress = time.time(), None
+    # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report)
+    write_atomic(run_dir / "parameters.yaml", yaml.safe_dump({**run.parameters, "out_dir": str(run_dir)}, sort_keys=True))
+    (run_dir / "progress.json").unlink(missing_ok=True)
+    write_atomic(run_dir / "status.json", json.dumps(dict(ok=False, outcome="running", fingerprint=run.fingerprint,
+                                                          pid=os.getpid()), indent=1))
+    started, last_progress, timed_out = time.time(), None, False
     with open(run_dir / "log.txt", "w") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        while child.poll() is None:
-            if time.time() - started > timeout:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-                break
-            try:
-                progress = json.loads((run_dir / "progress.json").read_text())
-            except (OSError, ValueError):
-                progress = None
-            if progress and progress != last_progress:
-                echo(f"    {run.name}: step {progress.get('step')}/{progress.get('max_steps')}, "
-                     f"{time.time() - started:.0f} s")
-                last_progress = progress
-            time.sleep(1)
+        child = processes.start(command, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),) if lock else ())
+        try:
+            while child is not None and child.poll() is None:
+                if time.time() - started > timeout:
+                    timed_out = True
+                    stop_processes([child], processes.grace)
+                    break
+                try:
+                    progress = json.loads((run_dir / "progress.json").read_text())
+                except (OSError, ValueError):
+                    progress = None
+                if progress and progress != last_progress:
+                    echo(f"    {run.name}: step {progress.get('step')}/{progress.get('max_steps')}, "
+                         f"{time.time() - started:.0f} s")
+                    last_progress = progress
+                time.sleep(1)
+        finally:
+            if child is not None:
+                processes.finished(child)
     seconds = round(time.time() - started, 1)
-    if child.returncode == 0:
-        status = dict(ok=True, fingerprint=run.fingerprint, seconds=seconds)
-    elif seconds > timeout:
-        status = dict(ok=False, fingerprint=run.fingerprint, seconds=seconds,
-                      error=f"timed out after {timeout} s (run_timeout); last cell state in {executed.name}")
+    status = dict(ok=False, fingerprint=run.fingerprint, seconds=seconds)
+    if child is not None and child.returncode == 0:
+        status.update(ok=True, outcome="ok")
+    elif processes.reason:
+        status.update(outcome="interrupted", error=f"stopped by {processes.reason} after {seconds:.0f} s, unfinished")
+    elif timed_out:
+        status.update(outcome="timed out", error=f"timed out after {timeout} s (run_timeout); last cell state in {executed.name}")
     else:
-        status = dict(ok=False, fingerprint=run.fingerprint, seconds=seconds, error=_failure(executed))
-    (run_dir / "status.json").write_text(json.dumps(status, indent=1))
+        status.update(outcome="failed", error=_failure(executed))
+    write_atomic(run_dir / "status.json", json.dumps(status, indent=1))
     return status
 
 
@@ -180,15 +321,52 @@ def is_done(run: Run, run_dir: Path) -> bool:
         return False
     return status.get("ok") is True and status.get("fingerprint") == run.fingerprint
 
+# %% ../nbs/11_reproduce.ipynb #20e796f8
+class Stop(BaseException):
+    "SIGINT or SIGTERM received by `denser reproduce`: its runs in flight were stopped."
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_stop(
+    processes: RunProcesses,  # once these are being stopped, further signals are ignored
+):
+    "In the block, SIGINT and SIGTERM raise `Stop` in the main thread (signals set to be ignored stay ignored)."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if processes.reason is None:
+            raise Stop(signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+
 # %% ../nbs/11_reproduce.ipynb #50b830d6
+def _read_status(run_dir: Path) -> dict:
+    return json.loads((run_dir / "status.json").read_text())
+
+
 def reproduce(
     experiment: Experiment,  # what to run
     runs_root: str | Path = "runs",  # runs go to runs_root/EXPERIMENT/RUN
     only: list[str] | None = None,  # run only these run names (the report still reads all)
     dry_run: bool = False,  # print what would run and stop
     echo=print,  # where progress lines go
+    grace: float = GRACE_SECONDS,  # seconds a stopped run gets between SIGTERM and SIGKILL
 ) -> dict[str, dict]:
-    "Execute every run not already done, then the report; return each run's status."
+    "Execute every run not already done, then the report; return each run's status. Raises `Stop` on SIGINT/SIGTERM."
     root = Path(runs_root).resolve() / experiment.name
     selected = [r for r in experiment.runs if not only or r.name in only]
     statuses, pending = {}, []
@@ -201,23 +379,48 @@ def reproduce(
             echo(f"{label} {'[done, would skip]' if done else ''} {json.dumps(run.parameters, sort_keys=True)}")
         elif done:
             echo(f"{label}: done before with the same parameters, skipped")
-            statuses[run.name] = json.loads((run_dir / "status.json").read_text())
+            statuses[run.name] = _read_status(run_dir)
         else:
             pending.append((label, run, run_dir))
+    if dry_run:
+        return statuses
+    processes = RunProcesses(grace)
 
-    def execute(label, run, run_dir):
-        echo(f"{label}: started, {time.time() - started:.0f} s into the experiment")
-        status = execute_run(run, run_dir, experiment.run_timeout, echo=echo)
-        outcome = "ok" if status["ok"] else f"FAILED: {status['error']} (see {run_dir / 'log.txt'})"
+    def execute(label, run, run_dir, report=False):
+        with claim_run_dir(run_dir, wait=report, stopping=lambda: processes.reason is not None) as lock:
+            if lock is None:
+                holder = lock_holder(run_dir)
+                echo(f"{label}: skipped, another denser reproduce is executing it ({holder}); not done here")
+                return run.name, dict(ok=False, outcome="busy", error=f"executed by another process ({holder})")
+            if not report and is_done(run, run_dir):
+                echo(f"{label}: done meanwhile by another denser reproduce, skipped")
+                return run.name, _read_status(run_dir)
+            echo(f"{label}: started, {time.time() - started:.0f} s into the experiment")
+            status = execute_run(run, run_dir, experiment.run_timeout, echo=echo, processes=processes, lock=lock)
+        outcome = "ok" if status["ok"] else f"{status['outcome'].upper()}: {status['error']} (see {run_dir / 'log.txt'})"
         echo(f"{label}: {outcome}, {status['seconds']:.0f} s")
         return run.name, status
 
-    with ThreadPoolExecutor(max_workers=max(1, experiment.jobs)) as pool:
-        statuses.update(pool.map(lambda job: execute(*job), pending))
-    if experiment.report and not dry_run:
-        echo(f"report: building tables and figures in {root}")
-        statuses["report"] = status = execute_run(experiment.report, root, experiment.run_timeout, echo=echo)
-        echo("report: " + ("ok" if status["ok"] else f"FAILED: {status['error']}"))
+    pool, futures = ThreadPoolExecutor(max_workers=max(1, experiment.jobs)), []
+    with _signals_stop(processes):
+        try:
+            futures = [pool.submit(execute, *job) for job in pending]
+            statuses.update(future.result() for future in as_completed(futures))
+            if experiment.report:
+                echo(f"report: building tables and figures in {root}")
+                futures.append(pool.submit(execute, "report", experiment.report, root, report=True))
+                statuses.update([futures[-1].result()])
+        except BaseException as error:
+            reason = str(error) if isinstance(error, Stop) else f"{type(error).__name__}: {error}"
+            echo(f"stopping ({reason}): SIGTERM to the runs in flight, SIGKILL after {grace:.0f} s")
+            processes.stop(reason)
+            pool.shutdown(wait=True, cancel_futures=True)
+            ended = [f.result()[1] for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+            interrupted = [status for status in ended if status.get("outcome") == "interrupted"]
+            echo(f"stopped: {len(interrupted)} run(s) interrupted, {sum(f.cancelled() for f in futures)} not started")
+            raise
+        finally:
+            pool.shutdown(wait=True)
     return statuses
 
 # %% ../nbs/11_reproduce.ipynb #669a3aa0
@@ -230,8 +433,14 @@ def add_arguments(parser):
     parser.add_argument("--only", default="", help="comma-separated run names to execute (default: all)")
 
 
+def _print_line(line: str):
+    "Print a progress line in one write (worker threads print too) and flush it, so it shows when piped to a log."
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def run(args) -> int:
-    "Run an experiment; exit 1 if any run or the report failed."
+    "Run an experiment; exit 1 if a run failed or was left to another process, 128 + N when stopped by signal N."
     if args.list or not args.experiment:
         for name in list_experiments():
             print(f"{name:22s} {load_experiment(name).description.split('. ')[0]}")
@@ -242,11 +451,24 @@ def run(args) -> int:
     if unknown:
         print(f"unknown runs {unknown}; runs of {experiment.name}: {[r.name for r in experiment.runs]}", file=sys.stderr)
         return 2
-    statuses = reproduce(experiment, args.runs_dir, only, args.dry_run,
-                         echo=lambda line: print(line, flush=True))  # progress shows when piped to a log
-    failed = [name for name, status in statuses.items() if not status["ok"]]
+    resume = shlex.join(["denser", "reproduce", args.experiment, "--runs-dir", args.runs_dir]
+                        + (["--only", args.only] if args.only else []))
+    try:
+        statuses = reproduce(experiment, args.runs_dir, only, args.dry_run, echo=_print_line)
+    except Stop as stop:
+        print(f"stopped by {stop}; the runs in flight are marked interrupted. Resume with:\n  {resume}", file=sys.stderr)
+        return 128 + stop.signum
+    except Exception:
+        print(f"denser reproduce failed; the runs in flight are marked interrupted. Resume with:\n  {resume}", file=sys.stderr)
+        raise
+    busy = [name for name, status in statuses.items() if status.get("outcome") == "busy"]
+    failed = [name for name, status in statuses.items() if not status["ok"] and name not in busy]
     if failed:
         print(f"{len(failed)} of {len(statuses)} failed: {', '.join(failed)}", file=sys.stderr)
+    if busy:
+        print(f"{len(busy)} of {len(statuses)} not done: {', '.join(busy)}, being executed by another denser reproduce; "
+              f"once it has finished, run again:\n  {resume}", file=sys.stderr)
+    if failed or busy:
         return 1
     if not args.dry_run:
         print(f"all {len(statuses)} done; tables and figures in {Path(args.runs_dir) / experiment.name}")
