@@ -75,7 +75,7 @@ report: {notebook: report}
     bad = json.loads((tmp_path / "runs" / "faulty" / "bad" / "status.json").read_text())
     assert not bad["ok"] and "method must be one of grpo, uniform, denser" in bad["error"] and "code cell" in bad["error"]
     assert json.loads((tmp_path / "runs" / "faulty" / "good" / "status.json").read_text())["ok"]
-    assert "Failed runs (see their log.txt): bad" in (tmp_path / "runs" / "faulty" / "results.md").read_text()
+    assert "Failed runs (see their log.txt): bad (failed)" in (tmp_path / "runs" / "faulty" / "results.md").read_text()
 
 
 def test_unknown_experiment_lists_the_available_ones(tmp_path):

@@ -373,13 +373,6 @@ def test_example_configs_parse(name):
         assert (training_args.denser_alpha_within, training_args.denser_beta, training_args.epsilon_high) == (0.3, 0.1, 0.28)
 
 
-def test_deepspeed_config_is_zero3():
-    import yaml
-
-    config = yaml.safe_load((CONFIGS / "deepspeed_zero3.yaml").read_text())
-    assert config["distributed_type"] == "DEEPSPEED" and config["deepspeed_config"]["zero_stage"] == 3
-
-
 def test_flags_override_yaml_and_typos_are_refused(tmp_path):
     from denser.train import parse
 
