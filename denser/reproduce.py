@@ -29,8 +29,8 @@ from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
 
 # %% auto #0
 __all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'Run', 'Experiment', 'load_experiment', 'list_experiments', 'stop_processes',
-           'RunProcesses', 'lock_holder', 'claim_run_dir', 'execute_run', 'is_done', 'Stop', 'reproduce',
-           'add_arguments', 'run']
+           'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters', 'execute_run', 'is_done', 'Stop',
+           'reproduce', 'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #8a2e00ec
 @dataclass
@@ -257,6 +257,16 @@ def _failure(executed: Path) -> str:
     return "the kernel stopped without reporting an error (killed or out of memory?)"
 
 # %% ../nbs/11_reproduce.ipynb #865c24cc
+def declared_parameters(
+    notebook: Path,  # a parameterized notebook
+) -> set[str]:
+    "Names assigned in the notebook's `parameters` cell (an experiment's shared defaults pass only these)."
+    from papermill.translators import papermill_translators
+    cells = [c for c in json.loads(Path(notebook).read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    translator = papermill_translators.find_translator("python3", "python")
+    return {parameter.name for cell in cells for parameter in translator.inspect({"source": "".join(cell["source"])})}
+
+
 def execute_run(
     run: Run,  # what to execute
     run_dir: Path,  # its working directory; outputs are written here
@@ -270,11 +280,14 @@ def execute_run(
     processes = processes or RunProcesses()
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = run_dir / f"{run.notebook}.ipynb"
-    command = [sys.executable, "-m", "papermill", str(experiment_notebook(run.notebook)), str(executed),
+    # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report); an
+    # experiment's shared defaults reach a notebook only where it declares them (no papermill warnings)
+    notebook = experiment_notebook(run.notebook)
+    passed = {k: v for k, v in {**run.parameters, "out_dir": str(run_dir)}.items() if k in declared_parameters(notebook)}
+    write_atomic(run_dir / "parameters.yaml", yaml.safe_dump(passed, sort_keys=True))
+    command = [sys.executable, "-m", "papermill", str(notebook), str(executed),
                "-f", str(run_dir / "parameters.yaml"), "--cwd", str(run_dir), "-k", kernel, "--language", "python",
                "--no-progress-bar", "--log-output"]
-    # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report)
-    write_atomic(run_dir / "parameters.yaml", yaml.safe_dump({**run.parameters, "out_dir": str(run_dir)}, sort_keys=True))
     (run_dir / "progress.json").unlink(missing_ok=True)
     write_atomic(run_dir / "status.json", json.dumps(dict(ok=False, outcome="running", fingerprint=run.fingerprint,
                                                           pid=os.getpid()), indent=1))

@@ -50,6 +50,9 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
     metrics = json.loads((out / "denser-s0" / "metrics.json").read_text())
     assert [e["step"] for e in metrics["held_out"]] == [0, 1, 2]
     assert (out / "denser-s0" / "train.ipynb").exists() and (out / "denser-s0" / "log.txt").exists()
+    log = (out / "denser-s0" / "log.txt").read_text()
+    assert "Unable to parse line" not in log and "Passed unknown parameter" not in log  # no papermill noise
+    assert metrics["final"]["problems"] == 4 and 0 <= metrics["aulc"] <= 1
 
     started = time.time()
     second = reproduce("ci-tiny", "--runs-dir", str(tmp_path), cwd=tmp_path)
@@ -81,3 +84,14 @@ report: {notebook: report}
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
     result = reproduce("no-such", cwd=tmp_path)
     assert result.returncode != 0 and "available: ci-tiny" in result.stderr
+
+
+def test_parameters_cells_parse_and_only_declared_parameters_are_passed(tmp_path):
+    "papermill reads every parameter line of every experiment notebook (no 'Unable to parse line' in run logs)."
+    from denser.execute import EXPERIMENT_NOTEBOOKS
+    from denser.reproduce import declared_parameters
+
+    for notebook in EXPERIMENT_NOTEBOOKS.glob("*.ipynb"):
+        cells = [c for c in json.loads(notebook.read_text())["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assignments = [line for line in "".join(cells[0]["source"]).splitlines() if line and not line.startswith("#")]
+        assert len(declared_parameters(notebook)) == len(assignments), notebook.name
