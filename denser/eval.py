@@ -9,11 +9,12 @@ import argparse
 import hashlib
 import json
 import math
+from fractions import Fraction
+from math import comb
 import os
-import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -78,10 +79,8 @@ def majority_vote_at_k(
     classes: list[int],  # answer class of each of the n samples (`answer_classes`)
     correct: list[bool],  # whether each sample is correct; a class is correct when any member is
     k: int,  # samples per vote, 1 <= k <= n
-    trials: int = 1000,  # random k-subsets drawn
-    seed: int = 0,  # seed of the draws
 ) -> float:
-    "mv@k of one problem: share of random k-subsets whose most frequent answer class is correct."
+    "mv@k of one problem, exactly: the share of all k-subsets whose most frequent answer class is correct (ties split evenly)."
     n = len(classes)
     if len(correct) != n or n == 0:
         raise ValueError(f"classes and correct must be non-empty and of equal length, got {n} and {len(correct)}")
@@ -90,14 +89,23 @@ def majority_vote_at_k(
     class_correct = {}
     for answer_class, ok in zip(classes, correct):
         class_correct[answer_class] = class_correct.get(answer_class, False) or bool(ok)
-    if k == 1:
-        return sum(class_correct[c] for c in classes) / n
-    rng, wins = random.Random(seed), 0
-    for _ in range(trials):
-        counts = Counter(rng.sample(classes, k))
-        top = max(counts.values())
-        wins += class_correct[rng.choice([c for c, m in counts.items() if m == top])]
-    return wins / trials
+    # count k-subsets class by class: (drawn, top count, classes at the top, correct ones among them) -> subsets
+    states = {(0, 0, 0, 0): 1}
+    for answer_class, size in Counter(classes).items():
+        good = int(class_correct[answer_class])
+        grown = defaultdict(int)
+        for (drawn, top, tied, tied_good), ways in states.items():
+            for taken in range(min(size, k - drawn) + 1):
+                if taken > top:
+                    key = (drawn + taken, taken, 1, good)
+                elif taken == top and taken > 0:
+                    key = (drawn + taken, top, tied + 1, tied_good + good)
+                else:
+                    key = (drawn + taken, top, tied, tied_good)
+                grown[key] += ways * comb(size, taken)
+        states = grown
+    wins = sum(Fraction(ways * tied_good, tied) for (drawn, _, tied, tied_good), ways in states.items() if drawn == k)
+    return float(wins / comb(n, k))
 
 # %% ../nbs/08_eval.ipynb #1d347308
 REASONING_GYM_PREFIX = "rg:"
@@ -335,14 +343,13 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": f"first N problems of each benchmark (rg:TASK: N distinct held-out questions, default {HELD_OUT_PROBLEMS})",
         "parse": int})
     out: str = field(default="runs/eval", metadata={"help": "output folder: results.json, results.md, samples/ (the resumable cache)"})
-    seed: int = field(default=0, metadata={"help": "seed of sampling and of the mv@k draws"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling"})
     greedy: bool = field(default=True, metadata={"help": "also decode one greedy completion per problem (greedy accuracy)"})
     batch_size: int = field(default=32, metadata={"help": "sequences per generate call; samples are cached after each call"})
     data_dir: str | None = field(default=None, metadata={"help": "folder of local benchmark files (default: $DENSER_DATA_DIR, else the hub)"})
-    mv_trials: int = field(default=1000, metadata={"help": "random draws per problem and k that estimate mv@k"})
 
     def __post_init__(self):
-        for name in ("n", "max_tokens", "batch_size", "mv_trials"):
+        for name in ("n", "max_tokens", "batch_size"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if self.k is None:
@@ -456,8 +463,6 @@ def sample_records(
 def summarize(
     records: list[dict],  # one benchmark's records, as `sample_records` makes them
     ks: list[int],  # k of pass@k and mv@k
-    trials: int = 1000,  # draws per problem and k for mv@k
-    seed: int = 0,  # seed of the mv@k draws
 ) -> dict:
     "Mean, greedy, pass@k and mv@k accuracy of one benchmark, averaged over its problems."
     if not records:
@@ -471,8 +476,7 @@ def summarize(
         metrics[f"pass@{k}"] = mean([pass_at_k(len(r["correct"]), sum(r["correct"]), k) for r in records])
     classes = [answer_classes(r["answers"]) for r in records]
     for k in ks:
-        metrics[f"mv@{k}"] = mean([majority_vote_at_k(c, r["correct"], k, trials, derive_seed(seed, r["index"], k))
-                                   for c, r in zip(classes, records)])
+        metrics[f"mv@{k}"] = mean([majority_vote_at_k(c, r["correct"], k) for c, r in zip(classes, records)])
     metrics["mean_tokens"] = mean([mean(r["tokens"]) for r in records])
     return metrics
 
@@ -520,7 +524,7 @@ def evaluate(
                 progress.set_postfix_str(f"{eval_set.name}, {new_tokens / (time.perf_counter() - started):.0f} tok/s")
     seconds = time.perf_counter() - started
     results = dict(settings=asdict(config), benchmarks={
-        s.name: summarize([done[i] for i in range(len(s.rows))], config.k, config.mv_trials, config.seed)
+        s.name: summarize([done[i] for i in range(len(s.rows))], config.k)
         for s, done in zip(eval_sets, records)},
         generation=dict(seconds=round(seconds, 1), new_tokens=new_tokens, tokens_per_second=round(new_tokens / seconds, 1) if new_tokens else None))
     write_atomic(out / "results.json", json.dumps(results, indent=1))
