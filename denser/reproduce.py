@@ -29,8 +29,8 @@ from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
 
 # %% auto #0
 __all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'Run', 'Experiment', 'load_experiment', 'list_experiments', 'stop_processes',
-           'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters', 'execute_run', 'is_done', 'Stop',
-           'reproduce', 'add_arguments', 'run']
+           'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters', 'progress_line', 'execute_run',
+           'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #8a2e00ec
 @dataclass
@@ -267,6 +267,18 @@ def declared_parameters(
     return {parameter.name for cell in cells for parameter in translator.inspect({"source": "".join(cell["source"])})}
 
 
+def progress_line(
+    step: int | None,  # steps done
+    total: int | None,  # steps in all
+    elapsed: float,  # seconds since the run started
+) -> str:
+    "'step 5/20, 80 s, ~240 s left' (the estimate assumes the remaining steps take as long as the done ones)."
+    line = f"step {step}/{total}, {elapsed:.0f} s"
+    if isinstance(step, int) and isinstance(total, int) and 0 < step < total:
+        line += f", ~{elapsed / step * (total - step):.0f} s left"
+    return line
+
+
 def execute_run(
     run: Run,  # what to execute
     run_dir: Path,  # its working directory; outputs are written here
@@ -305,8 +317,7 @@ def execute_run(
                 except (OSError, ValueError):
                     progress = None
                 if progress and progress != last_progress:
-                    echo(f"    {run.name}: step {progress.get('step')}/{progress.get('max_steps')}, "
-                         f"{time.time() - started:.0f} s")
+                    echo(f"    {run.name}: {progress_line(progress.get('step'), progress.get('max_steps'), time.time() - started)}")
                     last_progress = progress
                 time.sleep(1)
         finally:
