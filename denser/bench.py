@@ -85,8 +85,8 @@ def load_dense(
     "The dense reference `dense_token_weights` from the source checkout's benchmarks/dense.py."
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"dense reference {path} not found: it ships with the source checkout, "
-                                "not the package (install denser from a clone with pip install -e .)")
+        raise FileNotFoundError(f"dense reference {path} not found: it ships with the source checkout, not the package "
+                                "(install denser from a clone with pip install -e ., or pass --dense-max-length 0)")
     spec = importlib.util.spec_from_file_location("denser_dense_reference", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -280,6 +280,10 @@ def markdown_table(
 # %% ../nbs/10_bench.ipynb #eb258480
 def add_arguments(parser):
     "Arguments of `denser bench`."
+    parser.epilog = ("It measures token_weights and its parts against the dense formulation, nothing else: a DenseR training "
+                     "step against a GRPO step is measured by benchmarks/trainer_overhead.py of the source checkout "
+                     "(results in benchmarks/RESULTS.md). The dense reference is benchmarks/dense.py of the checkout too; "
+                     "an installed package without it measures token_weights alone with --dense-max-length 0.")
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192],
                         help="completion lengths T to measure (default: 256 1024 2048 4096 8192)")
     parser.add_argument("--num-generations", type=int, default=8, help="G, completions per group (default: 8)")

@@ -13,22 +13,24 @@ from pathlib import Path
 import denser
 
 # %% auto #0
-__all__ = ['EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'write_atomic', 'add_arguments', 'run']
+__all__ = ['PACKAGED_EXPERIMENTS', 'EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'write_atomic', 'add_arguments',
+           'run']
 
 # %% ../nbs/19_execute.ipynb #0f4e3e9f
-EXPERIMENT_NOTEBOOKS = Path(denser.__file__).resolve().parent.parent / "nbs" / "experiments"
+PACKAGED_EXPERIMENTS = Path(denser.__file__).parent / "experiments"  # the copies an installed wheel carries (setup.py)
+EXPERIMENT_NOTEBOOKS = (PACKAGED_EXPERIMENTS if PACKAGED_EXPERIMENTS.is_dir()  # else the checkout (editable install)
+                        else Path(denser.__file__).resolve().parent.parent / "nbs" / "experiments")
 
 
 def experiment_notebook(
     name: str,  # file stem of a notebook in nbs/experiments, e.g. "walkthrough"
 ) -> Path:
-    "The path of an experiment notebook of the source checkout."
+    "The path of an experiment notebook: the installed package's copy, or the checkout's `nbs/experiments`."
     path = EXPERIMENT_NOTEBOOKS / f"{name}.ipynb"
     if not path.exists():
         available = sorted(p.stem for p in EXPERIMENT_NOTEBOOKS.glob("*.ipynb")) if EXPERIMENT_NOTEBOOKS.exists() else []
         raise FileNotFoundError(
-            f"experiment notebook {name!r} not found in {EXPERIMENT_NOTEBOOKS}; available: {available or 'none'}. "
-            "The experiment notebooks ship with the source checkout: install denser from a clone (pip install -e .)."
+            f"experiment notebook {name!r} not found in {EXPERIMENT_NOTEBOOKS}; available: {available or 'none'}"
         )
     return path
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'CHATML_TEMPLATE', 'TINY_SPECIAL_TOKENS', 'TINY_ARCHITECTURES', 'TINY_SHAPE', 'SMOLLM2_GGUF',
            'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'save_checkpoint',
-           'convert_smollm2', 'check_model', 'load']
+           'convert_smollm2', 'check_model', 'load', 'resolve']
 
 # %% ../nbs/04_models.ipynb #9193e4ae
 import importlib.util
@@ -20,6 +20,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
                           PreTrainedTokenizerBase, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
+
+from .cli import did_you_mean
 
 # %% ../nbs/04_models.ipynb #cb797379
 OFFLINE_MODELS = {
@@ -135,6 +137,9 @@ def convert_smollm2(
     destination: Path,  # directory that will hold config, safetensors weights and tokenizer
 ) -> Path:
     "Dequantise the SmolLM2 GGUF to fp32 and save it as a normal transformers checkpoint at `destination`."
+    if importlib.util.find_spec("gguf") is None:
+        raise ModuleNotFoundError("smollm2-135m-instruct is read from a GGUF file, which needs the gguf package: "
+                                  "pip install 'denser[experiments]'", name="gguf")
     gguf = smollm2_gguf_path()
     gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -179,8 +184,8 @@ def check_model(
 ):
     "Raise a `ValueError` listing the offline models when `model` is neither one of them, a directory nor a hub id."
     if model not in OFFLINE_MODELS and not Path(model).expanduser().is_dir() and not HUB_ID.match(model):
-        raise ValueError(f"unknown model {model!r}: use a hub id 'owner/name', a local directory, or one of "
-                         f"{', '.join(OFFLINE_MODELS)}")
+        raise ValueError(f"unknown model {model!r}{did_you_mean(model, OFFLINE_MODELS)}: use a hub id 'owner/name', "
+                         f"a local directory, or one of {', '.join(OFFLINE_MODELS)}")
 
 # %% ../nbs/04_models.ipynb #1213e46d
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -200,3 +205,17 @@ def load(
         return _load_smollm2(cache_dir, dtype)
     check_model(name)
     return _from_pretrained(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name, dtype)
+
+# %% ../nbs/04_models.ipynb #269efe40
+def resolve(
+    model,  # a model, or a name: a key of `OFFLINE_MODELS`, a hub id or a local directory
+    dtype: str | torch.dtype | None = None,  # parameter dtype or its name; None and "auto" mean float32
+    seed: int = 0,  # initialisation seed of the tiny models
+) -> tuple:
+    "`(model, tokenizer)` for a name of `OFFLINE_MODELS`; `(model, None)` for anything else, which TRL loads itself."
+    if not (isinstance(model, str) and model in OFFLINE_MODELS):
+        return model, None
+    torch_dtype = torch.float32 if dtype in (None, "auto") else getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ValueError(f"dtype must be a torch dtype or its name ('float32', 'bfloat16', 'float16', 'auto'), got {dtype!r}")
+    return load(model, dtype=torch_dtype, seed=seed)

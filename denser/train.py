@@ -11,19 +11,25 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import torch
 import yaml
 from datasets import Dataset, load_dataset
-from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config, get_quantization_config
+from huggingface_hub import constants
+from transformers import AutoConfig
+from trl import (DatasetMixtureConfig, GRPOConfig, ModelConfig, TrlParser, get_dataset, get_peft_config,
+                 get_quantization_config)
 from trl.scripts.grpo import GRPOScriptArguments
 
-from . import data, models, rewards
+import denser
+from . import cli, data, models, rewards
 from .trainer import DenseRConfig, DenseRTrainer
 
 # %% auto #0
-__all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'DenseRScriptArguments', 'add_arguments', 'parse', 'load_model',
-           'load_named_dataset', 'load_datasets', 'reward_functions', 'build_trainer', 'run', 'main']
+__all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'DENSER_FIELDS', 'COMMON_FIELDS', 'DENSER_REFERENCE',
+           'DenseRScriptArguments', 'config_dir', 'find_config', 'add_arguments', 'read_config', 'parse', 'load_model',
+           'check_dataset_name', 'load_named_dataset', 'load_datasets', 'reward_functions', 'model_card_section',
+           'write_model_card', 'push', 'build_trainer', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
@@ -54,59 +60,143 @@ class DenseRScriptArguments(GRPOScriptArguments):
                                 "(default: $DENSER_DATA_DIR, else the hub)."},
     )
 
+# %% ../nbs/07a_train_cli.ipynb #b5c99f04
+def config_dir() -> Path:
+    "The example configs: inside the installed package (a wheel), else the checkout's `configs/` (editable install)."
+    packaged = Path(denser.__file__).parent / "configs"
+    return packaged if packaged.is_dir() else Path(denser.__file__).resolve().parent.parent / "configs"
+
+
+def find_config(
+    name: str,  # a YAML file, or an example config: "tiny", "tiny.yaml" or "configs/tiny.yaml"
+) -> Path:
+    "The config file `name`; a name that is no file here is looked up among the example configs."
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    examples = sorted(p.stem for p in config_dir().glob("*.yaml"))
+    if path.parent in (Path("."), Path("configs")) and path.suffix in ("", ".yaml") and path.stem in examples:
+        return config_dir() / f"{path.stem}.yaml"
+    raise FileNotFoundError(f"config file {name!r} not found{cli.did_you_mean(path.stem, examples)}; "
+                            f"example configs: {', '.join(examples)}")
+
 # %% ../nbs/07a_train_cli.ipynb #b716b8d0
 DATACLASS_TYPES = (DenseRScriptArguments, DenseRConfig, ModelConfig, DatasetMixtureConfig)
+DENSER_FIELDS = tuple(f.name for f in dataclasses.fields(DenseRConfig)
+                      if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)})
+COMMON_FIELDS = (  # `--help` shows these after DenseR's; `--help-all` shows every field
+    "model_name_or_path", "dtype", "use_peft", "dataset_name", "eval_dataset_name", "max_train_samples", "data_dir",
+    "reward_funcs", "output_dir", "max_steps", "learning_rate", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "num_generations", "max_completion_length", "temperature", "beta", "seed",
+    "logging_steps", "eval_strategy", "save_strategy", "report_to", "use_cpu", "bf16", "use_vllm", "push_to_hub",
+    "hub_model_id", "resume_from_checkpoint",
+)
+
+
+class _HelpAll(argparse.Action):
+    "`--help-all`: the help with every field, then exit."
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for action in parser._actions:
+            action.help = getattr(action, "full_help", action.help)
+        parser.print_help()
+        parser.exit()
 
 
 def add_arguments(
     parser: argparse.ArgumentParser,  # the `denser train` sub-parser
 ):
-    "Add `--config FILE.yaml` and one optional flag per field of `DATACLASS_TYPES` to `parser`."
+    "Add `--config`, `--help-all` and one optional flag per field of `DATACLASS_TYPES`, DenseR's and the common ones first."
+    parser.usage = "%(prog)s [--config FILE.yaml] [--FIELD VALUE ...]"
     parser.add_argument("--config", metavar="FILE.yaml",
-                        help="YAML mapping of field names to values; flags on the command line override it. An "
-                             "`env:` mapping sets environment variables.")
-    fields = TrlParser(DATACLASS_TYPES, add_help=False)
-    parser._add_container_actions(fields)  # what argparse does for `parents=[fields]`, on an existing parser
-    for action in fields._actions:
+                        help="YAML mapping of field names to values, or an example config (tiny, smollm2-arithmetic, "
+                             "...); flags on the command line override it. An `env:` mapping sets environment variables.")
+    parser.add_argument("--help-all", action=_HelpAll, help="show every field, TRL's included, and exit")
+    actions = {}
+    for action in TrlParser(DATACLASS_TYPES, add_help=False)._actions:
         action.default, action.required = argparse.SUPPRESS, False
+        if isinstance(action, argparse._StoreFalseAction):  # the `--no_FIELD` twin of a field that defaults to true
+            action.help = f"the same as --{action.dest} false"
+        actions.setdefault(action.dest, []).append(action)
+    other = [name for name in actions if name not in DENSER_FIELDS + COMMON_FIELDS]
+    sections = (("DenseR", "How each completion token shares its group advantage (DenseRConfig).", DENSER_FIELDS),
+                ("common options", None, COMMON_FIELDS),
+                (f"the other {len(other)} fields", "TRL's GRPOConfig, ModelConfig and DatasetMixtureConfig; "
+                 "--help-all lists them.", other))
+    for title, description, names in sections:
+        group = parser.add_argument_group(title, description)
+        for name in names:
+            for action in actions[name]:
+                if names is other:
+                    action.full_help, action.help = action.help, argparse.SUPPRESS
+                group._add_action(action)
 
 # %% ../nbs/07a_train_cli.ipynb #f49a7ca0
 def _field_names() -> set[str]:
     return {f.name for dataclass_type in DATACLASS_TYPES for f in dataclasses.fields(dataclass_type)}
 
 
+def read_config(
+    path: Path,  # a YAML file
+) -> dict:
+    "The field values of a YAML config file, checked to be a mapping of known fields; its `env:` mapping is applied."
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path} is not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a YAML mapping of field names to values, not a {type(config).__name__}")
+    environment = config.pop("env", None) or {}
+    if not isinstance(environment, dict):
+        raise ValueError(f"{path}: `env` must map environment variable names to values")
+    names = _field_names()
+    unknown = [str(key) for key in config if key not in names]
+    if unknown:
+        listed = ", ".join(f"{key!r}{cli.did_you_mean(key, names)}" for key in unknown)
+        raise ValueError(f"{path}: unknown field{'s' * (len(unknown) > 1)} {listed}; `denser train --help-all` lists them all")
+    os.environ.update({str(name): str(value) for name, value in environment.items()})
+    return config
+
+
 def parse(
     args: argparse.Namespace,  # from a parser prepared by `add_arguments`
 ) -> tuple[DenseRScriptArguments, DenseRConfig, ModelConfig, DatasetMixtureConfig]:
     "The four dataclasses from defaults, then `args.config`, then the flags given on the command line."
-    parser = TrlParser(DATACLASS_TYPES)
-    if getattr(args, "config", None):
-        with open(args.config) as file:
-            config = yaml.safe_load(file) or {}
-        if not isinstance(config, dict):
-            raise ValueError(f"{args.config} must hold a YAML mapping of field names to values")
-        for name, value in (config.pop("env", None) or {}).items():
-            os.environ[name] = str(value)
-        unknown = parser.set_defaults_with_config(**config)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown fields {sorted(unknown)}; see `denser train --help`")
+    parser = TrlParser(DATACLASS_TYPES, exit_on_error=False)  # a bad value raises instead of printing every field's usage
+    path = find_config(args.config) if getattr(args, "config", None) else None
+    if path:
+        parser.set_defaults_with_config(**read_config(path))
     names = _field_names()
     parser.set_defaults_with_config(**{k: v for k, v in vars(args).items() if k in names})
-    return tuple(parser.parse_args_into_dataclasses(args=[]))
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=[]))
+    except argparse.ArgumentError as error:  # flags were converted by the sub-parser: the value is the file's
+        raise ValueError(f"{path or 'the command line'}: {error}") from None
 
 # %% ../nbs/07a_train_cli.ipynb #dd55b5b4
 def load_model(
     model_args: ModelConfig,  # model_name_or_path, dtype, revision, attention implementation
     training_args: DenseRConfig,  # its `model_init_kwargs` are filled for hub models
 ):
-    "`(model, tokenizer)` for a `denser.models` offline name; otherwise `(name, None)` for TRL to load."
+    "`(model, tokenizer)` for a `denser.models` offline name; `(name, None)` for a hub id or directory, checked here and loaded by TRL."
     name = model_args.model_name_or_path
     if not name:
         raise ValueError("model_name_or_path is required: a hub id, a local directory, or one of "
                          f"{', '.join(models.OFFLINE_MODELS)}")
-    if name in models.OFFLINE_MODELS:
-        dtype = torch.float32 if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-        return models.load(name, dtype=dtype, seed=training_args.seed)
+    models.check_model(name)
+    model, tokenizer = models.resolve(name, model_args.dtype, training_args.seed)
+    if tokenizer is not None:
+        return model, tokenizer
+    try:  # the config alone: a missing model, or no network, fails here in one line instead of deep inside TRL
+        AutoConfig.from_pretrained(name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"could not load model {name!r}: {str(error).splitlines()[0]} Offline, use one of: "
+                         f"{', '.join(models.OFFLINE_MODELS)}") from None
     training_args.model_init_kwargs = dict(revision=model_args.model_revision,
                                            trust_remote_code=training_args.trust_remote_code,
                                            attn_implementation=model_args.attn_implementation,
@@ -114,6 +204,25 @@ def load_model(
     return name, None
 
 # %% ../nbs/07a_train_cli.ipynb #bb929468
+def check_dataset_name(
+    name: str,  # a name for `load_named_dataset`
+):
+    "Raise a `ValueError` naming the closest valid name unless `name` is a denser source, a local path or a hub id."
+    if name.startswith(REASONING_GYM):
+        from reasoning_gym.factory import DATASETS
+        task, tasks = name.removeprefix(REASONING_GYM), [*DATASETS, *data.TASK_PRESETS]
+        if task not in tasks:
+            raise ValueError(f"unknown reasoning-gym task {task!r}{cli.did_you_mean(task, tasks)}; the {len(DATASETS)} "
+                             f"tasks are reasoning_gym.factory.DATASETS, plus {', '.join(data.TASK_PRESETS)}")
+        return
+    named = ["dapo-math", *data.BENCHMARKS]
+    if name in named or Path(name).expanduser().exists() or models.HUB_ID.match(name):
+        return
+    raise ValueError(f"unknown dataset {name!r}{cli.did_you_mean(name, [*named, REASONING_GYM + name.split(':')[-1]])}: "
+                     f"use '{REASONING_GYM}<task>', a hub id 'owner/name', a local path, 'dapo-math' or one of "
+                     f"{', '.join(data.BENCHMARKS)}")
+
+
 def load_named_dataset(
     name: str,  # `reasoning-gym:<task>`, `dapo-math`, a `denser.data` benchmark, a hub id or a local path
     split: str,  # "train" or "eval" for denser sources; the split name for hub datasets
@@ -147,6 +256,9 @@ def load_datasets(
     if not script_args.dataset_name:
         raise ValueError("dataset_name is required (or a `datasets` mixture): a hub id, a local path, "
                          f"'{REASONING_GYM}<task>', 'dapo-math' or one of {', '.join(data.BENCHMARKS)}")
+    for name in (script_args.dataset_name, script_args.eval_dataset_name if evaluate else None):
+        if name:
+            check_dataset_name(name)
     train = load_named_dataset(script_args.dataset_name, script_args.dataset_train_split, script_args,
                                script_args.max_train_samples, training_args.seed)
     if not evaluate:
@@ -173,9 +285,56 @@ def reward_functions(
             module, attribute = name.rsplit(".", 1)
             found.append(getattr(importlib.import_module(module), attribute))
         else:
-            raise ValueError(f"unknown reward_funcs entry {name!r}: use one of {', '.join(REWARDS)}, a function of "
-                             "trl.rewards, or a dotted import path such as 'my_package.rewards.my_reward'")
+            known = [*REWARDS, *trl.rewards.__all__]
+            raise ValueError(f"unknown reward_funcs entry {name!r}{cli.did_you_mean(name, known)}: use one of "
+                             f"{', '.join(REWARDS)}, a function of trl.rewards, or a dotted import path such as "
+                             "'my_package.rewards.my_reward'")
     return found
+
+# %% ../nbs/07a_train_cli.ipynb #2f00e10f
+DENSER_REFERENCE = "https://github.com/Hritikbansal/DenseR"  # the public reference implementation
+
+
+def model_card_section(
+    args: DenseRConfig,  # the settings of the run
+) -> str:
+    "Markdown that names DenseR, its reference and the value of each of its settings."
+    rows = "".join(f"| `{name}` | `{getattr(args, name)!r}` |\n" for name in DENSER_FIELDS)
+    return (f"## DenseR\n\nTrained with DenseR ([reference implementation]({DENSER_REFERENCE}); `denser` "
+            f"{denser.__version__}): GRPO whose loss gives every completion token its own advantage A_i * w_i,t "
+            f"instead of the completion's A_i. The token credit w_i,t came from the `{args.token_credit}` signal; "
+            "DenseR's weights come from the policy's own hidden states, larger on tokens whose states differ from the "
+            "completions of the other reward class and from the rest of their own.\n\n"
+            f"| setting | value |\n|---|---|\n{rows}")
+
+
+def write_model_card(
+    trainer: DenseRTrainer,  # after training
+    dataset_name: str | None = None,  # named on the card when it is a hub dataset
+) -> Path:
+    "TRL's model card in `output_dir/README.md`, with `model_card_section` before its citations when DenseR trained."
+    output = Path(trainer.args.output_dir)
+    model_name = trainer.args.hub_model_id.split("/")[-1] if trainer.args.hub_model_id else output.name
+    hub_dataset = dataset_name if dataset_name and models.HUB_ID.match(dataset_name) else None
+    trainer.create_model_card(model_name=model_name, dataset_name=hub_dataset)
+    card = output / "README.md"
+    if trainer.args.use_denser and trainer.is_world_process_zero():
+        head, citations, tail = card.read_text().partition("\n## Citations")
+        card.write_text(f"{head.rstrip()}\n\n{model_card_section(trainer.args)}{citations}{tail}")
+    return card
+
+
+def push(
+    trainer: DenseRTrainer,  # after training
+    dataset_name: str | None = None,  # named on the card when it is a hub dataset
+):
+    "Push the model with TRL (which rewrites the card as its own), then replace the card by `write_model_card`'s."
+    trainer.push_to_hub(dataset_name=dataset_name if dataset_name and models.HUB_ID.match(dataset_name) else None)
+    card = write_model_card(trainer, dataset_name)
+    if trainer.args.use_denser and trainer.is_world_process_zero():
+        from huggingface_hub import upload_file
+        upload_file(path_or_fileobj=str(card), path_in_repo="README.md", repo_id=trainer.hub_model_id,
+                    token=trainer.args.hub_token, revision=trainer.args.hub_revision, commit_message="DenseR model card")
 
 # %% ../nbs/07a_train_cli.ipynb #a32073f7
 def build_trainer(
@@ -184,9 +343,11 @@ def build_trainer(
     model_args: ModelConfig,
     dataset_args: DatasetMixtureConfig,
 ) -> DenseRTrainer:
-    "A `DenseRTrainer` for the parsed arguments."
-    model, processing_class = load_model(model_args, training_args)
+    "A `DenseRTrainer` for the parsed arguments (data names are checked before the model loads)."
+    if training_args.push_to_hub and constants.HF_HUB_OFFLINE:
+        raise ValueError("push_to_hub needs the network, but HF_HUB_OFFLINE is set")
     train, evaluation = load_datasets(script_args, training_args, dataset_args)
+    model, processing_class = load_model(model_args, training_args)
     return DenseRTrainer(model, reward_functions(script_args), args=training_args, train_dataset=train,
                          eval_dataset=evaluation, processing_class=processing_class,
                          peft_config=get_peft_config(model_args),
@@ -196,22 +357,26 @@ def build_trainer(
 def run(
     args: argparse.Namespace,  # parsed by a parser prepared with `add_arguments`
 ) -> int:
-    "Train, then save the model to `output_dir`; the `denser train` command."
+    "Train; save the model, `trainer_state.json` and the model card to `output_dir`; push when asked. `denser train`."
     script_args, training_args, model_args, dataset_args = parse(args)
     trainer = build_trainer(script_args, training_args, model_args, dataset_args)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
-    trainer.accelerator.print(f"model saved to {training_args.output_dir}")
+    trainer.save_state()
+    write_model_card(trainer, script_args.dataset_name)
+    trainer.accelerator.print(f"model, trainer_state.json and model card saved to {training_args.output_dir}")
+    if training_args.push_to_hub:
+        push(trainer, script_args.dataset_name)
+        trainer.accelerator.print(f"model pushed to https://huggingface.co/{trainer.hub_model_id}")
+    trainer.accelerator.end_training()
     return 0
 
 
 def main(
     argv: list[str] | None = None,  # defaults to `sys.argv[1:]`
 ) -> int:
-    "`python -m denser.train ...` (what `accelerate launch -m denser.train` runs on each process)."
-    parser = argparse.ArgumentParser(prog="denser train", description="Train with DenseR (GRPO on TRL).")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    "`python -m denser.train ...` (what `accelerate launch -m denser.train` runs on each process) is `denser train ...`."
+    return cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 # %% ../nbs/07a_train_cli.ipynb #c0eec44e
 #| eval: false

@@ -182,13 +182,20 @@ class DenseRTrainer(GRPOTrainer):
         args: DenseRConfig | None = None,  # DenseR settings; defaults to `DenseRConfig("<model>-DenseR")`
         **kwargs,  # every other `GRPOTrainer` argument (datasets, processing_class, peft_config, ...)
     ):
-        # Override: DenseR's defaults and the checks that need the model (layer count) and the process count.
+        # Override: DenseR's defaults, this package's offline model names, the "denser" tag only when DenseR trains,
+        # and the checks that need the model (layer count) and the process count.
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = DenseRConfig(f"{name.split('/')[-1]}-DenseR")
         if not isinstance(args, DenseRConfig):
             raise TypeError(f"args must be a DenseRConfig (a GRPOConfig with DenseR's fields), "
                             f"got {type(args).__name__}")
+        from denser.models import resolve  # the resolver of `denser train`: "tiny-qwen3" etc. never go to the hub
+        model, tokenizer = resolve(model, (args.model_init_kwargs or {}).get("dtype"), args.seed)
+        if tokenizer is not None and kwargs.get("processing_class") is None:
+            kwargs["processing_class"] = tokenizer
+        if not args.use_denser:  # plain GRPO: the model and its card are tagged as TRL tags GRPO
+            self._tag_names = GRPOTrainer._tag_names
         super().__init__(model, reward_funcs, args=args, **kwargs)
         self._denser_passes = None  # a list only while DenseR records a scoring-time policy forward
         self._denser_pending = None  # the micro-batch whose weights its training forward is about to give
