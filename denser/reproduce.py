@@ -20,19 +20,40 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import psutil
 import yaml
 
+import denser
+
 from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
 
 # %% auto #0
-__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'Run', 'Experiment', 'load_experiment', 'list_experiments', 'stop_processes',
-           'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters', 'progress_line', 'execute_run',
-           'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
+__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'code_version', 'notebook_code_hash', 'Run', 'Experiment', 'load_experiment',
+           'list_experiments', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters',
+           'progress_line', 'execute_run', 'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #8a2e00ec
+@cache
+def code_version() -> str:
+    "A hash of the package's code (every denser/*.py) and version: results of other code are never reused."
+    digest = hashlib.sha256(denser.__version__.encode())
+    for path in sorted(Path(denser.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def notebook_code_hash(
+    notebook: Path,  # a parameterized notebook
+) -> str:
+    "A hash of the notebook's code cells (markdown and outputs do not change what a run computes)."
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    code = "\0".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return hashlib.sha256(code.encode()).hexdigest()[:12]
+
+
 @dataclass
 class Run:
     "One execution of a parameterized notebook."
@@ -42,8 +63,10 @@ class Run:
 
     @property
     def fingerprint(self) -> str:
-        "A hash of what determines the run's outputs: the notebook and the parameters."
-        payload = json.dumps(dict(notebook=self.notebook, parameters=self.parameters), sort_keys=True, default=str)
+        "A hash of what determines the run's outputs: the parameters, the notebook's code and the package's code."
+        payload = json.dumps(dict(notebook=self.notebook, parameters=self.parameters, code=code_version(),
+                                  notebook_code=notebook_code_hash(experiment_notebook(self.notebook))),
+                             sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -389,6 +412,7 @@ def reproduce(
     dry_run: bool = False,  # print what would run and stop
     echo=print,  # where progress lines go
     grace: float = GRACE_SECONDS,  # seconds a stopped run gets between SIGTERM and SIGKILL
+    force: bool = False,  # rerun runs that are done
 ) -> dict[str, dict]:
     "Execute every run not already done, then the report; return each run's status. Raises `Stop` on SIGINT/SIGTERM."
     root = Path(runs_root).resolve() / experiment.name
@@ -397,8 +421,10 @@ def reproduce(
     started = time.time()
     for i, run in enumerate(selected, 1):
         run_dir = root / run.name
-        done = is_done(run, run_dir)
+        done = not force and is_done(run, run_dir)
         label = f"run {i} of {len(selected)}: {run.name} ({run.notebook})"
+        if not done and not dry_run and (run_dir / "status.json").exists() and _read_status(run_dir).get("ok"):
+            echo(f"{label}: its earlier result is stale (parameters, notebook code or package code changed) or --force; rerunning")
         if dry_run:
             echo(f"{label} {'[done, would skip]' if done else ''} {json.dumps(run.parameters, sort_keys=True)}")
         elif done:
@@ -416,7 +442,7 @@ def reproduce(
                 holder = lock_holder(run_dir)
                 echo(f"{label}: skipped, another denser reproduce is executing it ({holder}); not done here")
                 return run.name, dict(ok=False, outcome="busy", error=f"executed by another process ({holder})")
-            if not report and is_done(run, run_dir):
+            if not report and not force and is_done(run, run_dir):
                 echo(f"{label}: done meanwhile by another denser reproduce, skipped")
                 return run.name, _read_status(run_dir)
             echo(f"{label}: started, {time.time() - started:.0f} s into the experiment")
@@ -455,6 +481,8 @@ def add_arguments(parser):
     parser.add_argument("--dry-run", action="store_true", help="print the runs that would execute and exit")
     parser.add_argument("--runs-dir", default="runs", help="root folder of run outputs (default: runs)")
     parser.add_argument("--only", default="", help="comma-separated run names to execute (default: all)")
+    parser.add_argument("--force", action="store_true", help="rerun runs that are done (default: reuse results whose "
+                        "parameters, notebook code and package code match)")
 
 
 def _print_line(line: str):
@@ -478,7 +506,7 @@ def run(args) -> int:
     resume = shlex.join(["denser", "reproduce", args.experiment, "--runs-dir", args.runs_dir]
                         + (["--only", args.only] if args.only else []))
     try:
-        statuses = reproduce(experiment, args.runs_dir, only, args.dry_run, echo=_print_line)
+        statuses = reproduce(experiment, args.runs_dir, only, args.dry_run, echo=_print_line, force=args.force)
     except Stop as stop:
         print(f"stopped by {stop}; the runs in flight are marked interrupted. Resume with:\n  {resume}", file=sys.stderr)
         return 128 + stop.signum

@@ -60,6 +60,14 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
     assert second.stdout.count("skipped") == 2, second.stdout
     assert time.time() - started < 120  # only the report runs again
 
+    status_path = out / "grpo-s0" / "status.json"  # a result made by other code is stale: rerun, never reused
+    status = json.loads(status_path.read_text())
+    status_path.write_text(json.dumps({**status, "fingerprint": "made-by-older-code"}))
+    third = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--only", "grpo-s0", cwd=tmp_path)
+    assert third.returncode == 0 and "stale" in third.stdout and "grpo-s0 (train): ok" in third.stdout, third.stdout
+    forced = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--only", "denser-s0", "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "skipped" not in forced.stdout and "denser-s0 (train): ok" in forced.stdout
+
 
 def test_a_failing_run_fails_alone(tmp_path):
     experiment = tmp_path / "faulty.yaml"
