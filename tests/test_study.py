@@ -36,7 +36,9 @@ def test_arms_of_one_seed_sample_identical_step_one_completions(tiny, prompts, t
 def test_study_arms_share_prompts_and_the_held_out_set_is_fixed():
     study = load_experiment("study")
     by_seed = {}
-    for run in study.runs:
+    trained = [run for run in study.runs if run.notebook == "train"]
+    assert len(trained) >= 18 and any(run.notebook == "evaluate" for run in study.runs)  # + the untrained model
+    for run in trained:
         train = TrainRun.from_parameters({**run.parameters, "model_name": "tiny-qwen3"})
         questions = train.train_dataset()["question"]
         assert len(set(questions)) == len(questions)  # fresh prompts: never repeated
@@ -44,7 +46,7 @@ def test_study_arms_share_prompts_and_the_held_out_set_is_fixed():
         assert run.parameters["trainer_args"]["sampling_seed_per_step"]
     for seed, streams in by_seed.items():
         assert all(stream == streams[0] for stream in streams), seed
-    held_out = load_eval_set(study.runs[0].parameters["dataset"], limit=study.runs[0].parameters["final_eval_problems"])
+    held_out = load_eval_set(trained[0].parameters["dataset"], limit=trained[0].parameters["final_eval_problems"])
     assert len(held_out.rows) >= 200
     assert not set(held_out.rows["problem"]) & {q for streams in by_seed.values() for q in streams[0]}
 
