@@ -158,3 +158,25 @@ def test_smollm2_names_the_missing_extra_of_gguf(monkeypatch, capsys, tmp_path):
     assert cli.main(["train", "--config", "smollm2-arithmetic", "--output_dir", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == ("denser train: error: gguf not installed; it comes with the experiments extra: "
                                        "pip install 'denser[experiments]'\n")
+
+
+def test_every_third_party_import_of_the_package_is_a_declared_requirement(wheel):
+    "The wheel's Requires-Dist (core or experiments extra) covers every module `denser/*.py` imports."
+    import ast
+    import importlib.metadata
+
+    metadata = zipfile.ZipFile(wheel).read(f"denser-{denser.__version__}.dist-info/METADATA").decode()
+    declared = {Requirement(line.removeprefix("Requires-Dist: ")).name.lower().replace("_", "-")
+                for line in metadata.splitlines() if line.startswith("Requires-Dist: ")}
+    distributions = importlib.metadata.packages_distributions()
+    imported = set()
+    for path in (ROOT / "denser").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name in distributions and name != "denser"}
+    missing = {name: distributions[name] for name in third_party
+               if not {d.lower().replace("_", "-") for d in distributions[name]} & declared}
+    assert missing == {}, f"imported but not required by the wheel: {missing}"
