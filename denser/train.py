@@ -111,6 +111,7 @@ def add_arguments(
 ):
     "Add `--config`, `--help-all` and one optional flag per field of `DATACLASS_TYPES`, DenseR's and the common ones first."
     parser.usage = "%(prog)s [--config FILE.yaml] [--FIELD VALUE ...]"
+    parser.allow_abbrev = False  # a misspelt --ktae_alph must not silently set --ktae_alpha
     parser.add_argument("--config", metavar="FILE.yaml",
                         help="YAML mapping of field names to values, or an example config (tiny, smollm2-arithmetic, "
                              "...); flags on the command line override it. An `env:` mapping sets environment variables.")

@@ -128,6 +128,7 @@ FLAG_ERRORS = {  # flags after `--config tiny` -> what the one-line error says
     ("--eval_strategy", "steps", "--eval_steps", "1", "--eval_dataset_name", "reasoning-gym:chain_summ"):
         "unknown reasoning-gym task 'chain_summ' (did you mean 'chain_sum'?)",
     ("--reward_funcs", "reasoning_gym_rewards"): "(did you mean 'reasoning_gym_reward'?)",
+    ("--ktae_alph", "2"): "--ktae_alph",  # a prefix is not taken for --ktae_alpha
 }
 
 
