@@ -17,19 +17,18 @@ import yaml
 from datasets import Dataset, load_dataset
 from huggingface_hub import constants
 from transformers import AutoConfig
-from trl import (DatasetMixtureConfig, GRPOConfig, ModelConfig, TrlParser, get_dataset, get_peft_config,
+from trl import (DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config,
                  get_quantization_config)
 from trl.scripts.grpo import GRPOScriptArguments
 
 import denser
 from . import cli, data, models, rewards
-from .trainer import DenseRConfig, DenseRTrainer
+from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
 
 # %% auto #0
-__all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'DENSER_FIELDS', 'COMMON_FIELDS', 'DENSER_REFERENCE',
-           'DenseRScriptArguments', 'config_dir', 'find_config', 'add_arguments', 'read_config', 'parse', 'load_model',
-           'check_dataset_name', 'load_named_dataset', 'load_datasets', 'reward_functions', 'model_card_section',
-           'write_model_card', 'push', 'build_trainer', 'run', 'main']
+__all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'DenseRScriptArguments', 'config_dir', 'find_config',
+           'add_arguments', 'read_config', 'parse', 'load_model', 'check_dataset_name', 'load_named_dataset',
+           'load_datasets', 'reward_functions', 'write_model_card', 'push', 'build_trainer', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
@@ -82,8 +81,6 @@ def find_config(
 
 # %% ../nbs/07a_train_cli.ipynb #b716b8d0
 DATACLASS_TYPES = (DenseRScriptArguments, DenseRConfig, ModelConfig, DatasetMixtureConfig)
-DENSER_FIELDS = tuple(f.name for f in dataclasses.fields(DenseRConfig)
-                      if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)})
 COMMON_FIELDS = (  # `--help` shows these after DenseR's; `--help-all` shows every field
     "model_name_or_path", "dtype", "use_peft", "dataset_name", "eval_dataset_name", "max_train_samples", "data_dir",
     "reward_funcs", "output_dir", "max_steps", "learning_rate", "per_device_train_batch_size",
@@ -293,49 +290,28 @@ def reward_functions(
     return found
 
 # %% ../nbs/07a_train_cli.ipynb #2f00e10f
-DENSER_REFERENCE = "https://github.com/Hritikbansal/DenseR"  # the public reference implementation
-
-
-def model_card_section(
-    args: DenseRConfig,  # the settings of the run
-) -> str:
-    "Markdown that names DenseR, its reference and the value of each of its settings."
-    rows = "".join(f"| `{name}` | `{getattr(args, name)!r}` |\n" for name in DENSER_FIELDS)
-    return (f"## DenseR\n\nTrained with DenseR ([reference implementation]({DENSER_REFERENCE}); `denser` "
-            f"{denser.__version__}): GRPO whose loss gives every completion token its own advantage A_i * w_i,t "
-            f"instead of the completion's A_i. The token credit w_i,t came from the `{args.token_credit}` signal; "
-            "DenseR's weights come from the policy's own hidden states, larger on tokens whose states differ from the "
-            "completions of the other reward class and from the rest of their own.\n\n"
-            f"| setting | value |\n|---|---|\n{rows}")
-
-
 def write_model_card(
     trainer: DenseRTrainer,  # after training
     dataset_name: str | None = None,  # named on the card when it is a hub dataset
 ) -> Path:
-    "TRL's model card in `output_dir/README.md`, with `model_card_section` before its citations when DenseR trained."
+    "The model card in `output_dir/README.md`: TRL's, with DenseR's section when DenseR trained (`DenseRTrainer.create_model_card`)."
     output = Path(trainer.args.output_dir)
     model_name = trainer.args.hub_model_id.split("/")[-1] if trainer.args.hub_model_id else output.name
-    hub_dataset = dataset_name if dataset_name and models.HUB_ID.match(dataset_name) else None
-    trainer.create_model_card(model_name=model_name, dataset_name=hub_dataset)
-    card = output / "README.md"
-    if trainer.args.use_denser and trainer.is_world_process_zero():
-        head, citations, tail = card.read_text().partition("\n## Citations")
-        card.write_text(f"{head.rstrip()}\n\n{model_card_section(trainer.args)}{citations}{tail}")
-    return card
+    trainer.create_model_card(model_name=model_name, dataset_name=_hub_dataset(dataset_name))
+    return output / "README.md"
+
+
+def _hub_dataset(dataset_name: str | None) -> str | None:
+    "`dataset_name` when it is a hub dataset id (the card links it), else None."
+    return dataset_name if dataset_name and models.HUB_ID.match(dataset_name) else None
 
 
 def push(
     trainer: DenseRTrainer,  # after training
     dataset_name: str | None = None,  # named on the card when it is a hub dataset
 ):
-    "Push the model with TRL (which rewrites the card as its own), then replace the card by `write_model_card`'s."
-    trainer.push_to_hub(dataset_name=dataset_name if dataset_name and models.HUB_ID.match(dataset_name) else None)
-    card = write_model_card(trainer, dataset_name)
-    if trainer.args.use_denser and trainer.is_world_process_zero():
-        from huggingface_hub import upload_file
-        upload_file(path_or_fileobj=str(card), path_in_repo="README.md", repo_id=trainer.hub_model_id,
-                    token=trainer.args.hub_token, revision=trainer.args.hub_revision, commit_message="DenseR model card")
+    "Push the model and its card (DenseR's section included) with TRL's `push_to_hub`."
+    trainer.push_to_hub(dataset_name=_hub_dataset(dataset_name))
 
 # %% ../nbs/07a_train_cli.ipynb #a32073f7
 def build_trainer(

@@ -23,7 +23,8 @@ from .capture import capture_hidden_states, completion_states, find_decoder_laye
 from .weights import TokenWeights, check_weight_params
 
 # %% auto #0
-__all__ = ['CAPTURE_SOURCES', 'check_complete_groups', 'check_credit_knobs', 'DenseRConfig', 'DenseRTrainer']
+__all__ = ['CAPTURE_SOURCES', 'DENSER_REFERENCE', 'DENSER_FIELDS', 'check_complete_groups', 'check_credit_knobs', 'DenseRConfig',
+           'DenseRTrainer', 'model_card_section', 'create_model_card']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -528,3 +529,34 @@ def _write_samples(
 
 
 DenseRTrainer._write_samples = _write_samples
+
+# %% ../nbs/07_trainer.ipynb #card0002
+DENSER_REFERENCE = "https://github.com/Hritikbansal/DenseR"  # the public reference implementation
+DENSER_FIELDS = tuple(f.name for f in fields(DenseRConfig) if f.name not in {g.name for g in fields(GRPOConfig)})
+
+
+def model_card_section(
+    args: DenseRConfig,  # the settings of the run
+) -> str:
+    "Markdown that names DenseR, its reference and the value of each of its settings."
+    import denser
+    rows = "".join(f"| `{name}` | `{getattr(args, name)!r}` |\n" for name in DENSER_FIELDS)
+    return (f"## DenseR\n\nTrained with DenseR ([reference implementation]({DENSER_REFERENCE}); `denser` "
+            f"{denser.__version__}): GRPO whose loss gives every completion token its own advantage A_i * w_i,t "
+            f"instead of the completion's A_i. The token credit w_i,t came from the `{args.token_credit}` signal; "
+            "DenseR's weights come from the policy's own hidden states, larger on tokens whose states differ from the "
+            "completions of the other reward class and from the rest of their own.\n\n"
+            f"| setting | value |\n|---|---|\n{rows}")
+
+
+def create_model_card(self: DenseRTrainer, model_name: str | None = None, dataset_name: str | None = None,
+                      tags: str | list[str] | None = None):
+    # Override: TRL's card (written at checkpoints, by `denser train` and by `push_to_hub`), then DenseR's section.
+    super(DenseRTrainer, self).create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+    card = Path(self.args.output_dir) / "README.md"
+    if self.args.use_denser and self.is_world_process_zero() and card.exists():
+        head, citations, tail = card.read_text().partition("\n## Citations")
+        card.write_text(f"{head.rstrip()}\n\n{model_card_section(self.args)}{citations}{tail}")
+
+
+DenseRTrainer.create_model_card = create_model_card

@@ -175,3 +175,16 @@ def test_python_m_denser_train_is_denser_train(tmp_path):
     assert done.stderr.splitlines()[-1] == ("denser train: error: unrecognized arguments: --ktae_alfa 2 "
                                             "(did you mean '--ktae_alpha'?)")
     assert "Traceback" not in done.stderr
+
+
+def test_checkpoint_model_card_names_denser(tmp_path):
+    "TRL writes the card at every checkpoint save; DenseRTrainer's override adds DenseR's section and tag there too."
+    from test_trainer import make
+    from datasets import Dataset
+    from denser.models import load
+
+    prompts = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}?"}] for a in range(4) for b in range(4)]})
+    trainer = make({"tiny-qwen3": load("tiny-qwen3")}, prompts, tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
+    trainer.train()
+    card = (tmp_path / "README.md").read_text()
+    assert "## DenseR" in card and DENSER_REFERENCE in card and "denser" in card.split("---")[1]
