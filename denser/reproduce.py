@@ -294,9 +294,13 @@ def progress_line(
     step: int | None,  # steps done
     total: int | None,  # steps in all
     elapsed: float,  # seconds since the run started
+    bar: bool = False,  # draw a bar (for a terminal)
 ) -> str:
     "'step 5/20, 80 s, ~240 s left' (the estimate assumes the remaining steps take as long as the done ones)."
     line = f"step {step}/{total}, {elapsed:.0f} s"
+    if bar and isinstance(step, int) and isinstance(total, int) and total > 0:
+        filled = round(20 * min(step, total) / total)
+        line = f"[{'#' * filled}{'.' * (20 - filled)}] {line}"
     if isinstance(step, int) and isinstance(total, int) and 0 < step < total:
         line += f", ~{elapsed / step * (total - step):.0f} s left"
     return line
@@ -340,7 +344,7 @@ def execute_run(
                 except (OSError, ValueError):
                     progress = None
                 if progress and progress != last_progress:
-                    echo(f"    {run.name}: {progress_line(progress.get('step'), progress.get('max_steps'), time.time() - started)}")
+                    echo(f"    {run.name}: {progress_line(progress.get('step'), progress.get('max_steps'), time.time() - started, sys.stdout.isatty())}")
                     last_progress = progress
                 time.sleep(1)
         finally:
