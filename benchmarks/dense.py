@@ -25,12 +25,13 @@ def dense_token_weights(
     "(weights (B, T), cross (B,), within (B,)) from dense T x T similarity and distance matrices per rollout."
     batch, length, _ = hidden_states.shape
     mask = completion_mask.bool()
-    normed = torch.nn.functional.normalize(hidden_states.float(), dim=-1)
+    precision = torch.promote_types(hidden_states.dtype, torch.float32)  # float32, float64 for float64 states
+    normed = torch.nn.functional.normalize(hidden_states.to(precision), dim=-1)
     lengths = mask.sum(-1)
     positions = torch.arange(length)
-    weights = torch.ones(batch, length)
-    cross_mean = torch.full((batch,), math.nan)
-    within_mean = torch.full((batch,), math.nan)
+    weights = torch.ones(batch, length, dtype=precision)
+    cross_mean = torch.full((batch,), math.nan, dtype=precision)
+    within_mean = torch.full((batch,), math.nan, dtype=precision)
     for start in range(0, batch, num_generations):
         group = list(range(start, start + num_generations))
         positive = advantages[start:start + num_generations] >= 0
@@ -39,22 +40,23 @@ def dense_token_weights(
         for row in group:
             if rollouts is not None and row not in rollouts:
                 continue
-            others = torch.tensor([other for other in group if other != row])
+            others = torch.tensor([other for other in group if other != row and mask[other].any()],  # no empty references
+                                  dtype=torch.long)
             similarity = torch.einsum("td,rsd->rts", normed[row], normed[others])  # (G-1, T, T)
             centers = positions[:, None] * lengths[others][:, None, None] // lengths[row].clamp_min(1)  # (G-1, T, 1)
             distance = (positions[None, None, :] - centers).abs()  # (G-1, T, T)
             window = (distance <= window_size) & mask[others][:, None, :]
             best = similarity.masked_fill(~window, -math.inf).amax(-1).clamp_min(0.0)  # (G-1, T)
             same = (advantages[others] >= 0) == (advantages[row] >= 0)
-            cross = 1 - best[~same].mean(0)
-            within = 1 - best[same].mean(0) if same.any() else torch.ones(length)
+            cross = 1 - best[~same].mean(0) if (~same).any() else torch.ones(length, dtype=precision)
+            within = 1 - best[same].mean(0) if same.any() else torch.ones(length, dtype=precision)
             valid = mask[row]
             if not valid.any():
                 continue
             raw = alpha_cross * cross + alpha_within * within
             mean = raw[valid].mean()
-            if mean > 1e-6:
-                weights[row] = torch.where(valid, (1 - beta) + beta * raw / mean, 1.0)
+            normalised = raw / mean if mean > 1e-6 else torch.zeros(length, dtype=precision)  # an all-zero divergence stays 0
+            weights[row] = torch.where(valid, (1 - beta) + beta * normalised, 1.0)
             cross_mean[row] = cross[valid].mean()
             within_mean[row] = within[valid].mean()
     return weights, cross_mean, within_mean
