@@ -5,6 +5,8 @@
 # %% ../nbs/14_update_probe.ipynb #4ab73ce9
 from __future__ import annotations
 
+import copy
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -12,9 +14,23 @@ import torch
 from .rewards import extract_answer
 
 # %% auto #0
-__all__ = ['completion_logprobs', 'first_wrong_token', 'BankScores', 'bank_scores']
+__all__ = ['completion_logprobs', 'first_wrong_token', 'balanced_bank', 'BankScores', 'bank_scores']
 
 # %% ../nbs/14_update_probe.ipynb #13268d4d
+def _shared_prefix_length(prompts: list[list[int]]) -> int:
+    "Length of the token prefix all `prompts` share, leaving at least one own token in each."
+    shortest = min(map(len, prompts)) - 1
+    length = 0
+    while length < shortest and all(p[length] == prompts[0][length] for p in prompts):
+        length += 1
+    return length
+
+
+def _cache_argument(model) -> str:
+    "The name under which `model.forward` takes a KV cache (`cache` in recent transformers, `past_key_values` before)."
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def completion_logprobs(
     model,  # a causal LM
@@ -24,23 +40,36 @@ def completion_logprobs(
     chunk: int = 16,  # pairs per forward
 ) -> list[torch.Tensor]:
     "The (L_i,) log-probabilities of each completion's tokens given its prompt."
+    if not prompts:
+        return []
     was_training = model.training
     model.eval()
+    device = model.device
+    shared = _shared_prefix_length(prompts)  # e.g. the chat template's system prompt: computed once
+    prefix_cache = None
+    if shared:
+        prefix = model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
+        prefix_cache = getattr(prefix, "cache", None) or prefix.past_key_values
     results = []
     for start in range(0, len(prompts), chunk):
-        batch_prompts, batch_completions = prompts[start:start + chunk], completions[start:start + chunk]
-        width_p, width_c = max(map(len, batch_prompts)), max(max(map(len, batch_completions)), 1)
-        ids = torch.full((len(batch_prompts), width_p + width_c), pad_id)
-        attention = torch.zeros_like(ids)
-        for row, (prompt, completion) in enumerate(zip(batch_prompts, batch_completions)):
-            ids[row, width_p - len(prompt):width_p] = torch.tensor(prompt)
-            ids[row, width_p:width_p + len(completion)] = torch.tensor(completion, dtype=torch.long)
-            attention[row, width_p - len(prompt):width_p + len(completion)] = 1
-        positions = (attention.cumsum(-1) - 1).clamp_min(0)
-        logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device),
-                       position_ids=positions.to(model.device)).logits[:, width_p - 1:-1].float()
-        logprobs = logits.log_softmax(-1).gather(-1, ids[:, width_p:, None].to(model.device)).squeeze(-1).cpu()
-        results += [logprobs[row, :len(completion)] for row, completion in enumerate(batch_completions)]
+        rows = [(p[shared:], c) for p, c in zip(prompts[start:start + chunk], completions[start:start + chunk])]
+        width = max(len(own) + len(c) for own, c in rows)
+        ids = torch.full((len(rows), width), pad_id)
+        attention = torch.zeros((len(rows), shared + width), dtype=torch.long)
+        attention[:, :shared] = 1
+        for row, (own, completion) in enumerate(rows):  # right-padded: a pad never precedes a scored token
+            ids[row, :len(own) + len(completion)] = torch.tensor(own + list(completion), dtype=torch.long)
+            attention[row, shared:shared + len(own) + len(completion)] = 1
+        inputs = dict(input_ids=ids.to(device), attention_mask=attention.to(device),
+                      position_ids=(shared + torch.arange(width)).expand(len(rows), -1).to(device))
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(rows))
+            inputs.update({_cache_argument(model): cache, "use_cache": True})
+        logprobs = model(**inputs).logits.float().log_softmax(-1).cpu()
+        for row, (own, completion) in enumerate(rows):
+            scored = torch.arange(len(own) - 1, len(own) - 1 + len(completion))  # logits at t predict token t + 1
+            results.append(logprobs[row, scored].gather(-1, torch.tensor(completion, dtype=torch.long)[:, None]).squeeze(-1))
     model.train(was_training)
     return results
 
@@ -66,6 +95,22 @@ def first_wrong_token(
         if len(tokenizer.decode(completion_ids[:index + 1], skip_special_tokens=True)) > position:
             return index
     return None
+
+# %% ../nbs/14_update_probe.ipynb #7c1e2f04
+def balanced_bank(
+    entries: list[dict],  # sampled completions in order, each with `problem` (any hashable) and `correct` (bool)
+    per_class: int = 1,  # most correct and most wrong completions kept per problem
+) -> list[dict]:
+    "The first `per_class` correct and first `per_class` wrong completions of each problem, in their order."
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    kept, counts = [], {}
+    for entry in entries:
+        key = (entry["problem"], bool(entry["correct"]))
+        if counts.get(key, 0) < per_class:
+            counts[key] = counts.get(key, 0) + 1
+            kept.append(entry)
+    return kept
 
 # %% ../nbs/14_update_probe.ipynb #6a3b5d8c
 @dataclass
