@@ -441,6 +441,8 @@ def reproduce(
     processes = RunProcesses(grace)
 
     def execute(label, run, run_dir, report=False):
+        if processes.reason is not None:  # queued behind a run that was being stopped: leave its folder as it was
+            return run.name, dict(ok=False, outcome="not started", error=f"not started: {processes.reason}")
         with claim_run_dir(run_dir, wait=report, stopping=lambda: processes.reason is not None) as lock:
             if lock is None:
                 holder = lock_holder(run_dir)
@@ -471,7 +473,8 @@ def reproduce(
             pool.shutdown(wait=True, cancel_futures=True)
             ended = [f.result()[1] for f in futures if f.done() and not f.cancelled() and f.exception() is None]
             interrupted = [status for status in ended if status.get("outcome") == "interrupted"]
-            echo(f"stopped: {len(interrupted)} run(s) interrupted, {sum(f.cancelled() for f in futures)} not started")
+            unstarted = sum(f.cancelled() for f in futures) + sum(status.get("outcome") == "not started" for status in ended)
+            echo(f"stopped: {len(interrupted)} run(s) interrupted, {unstarted} not started")
             raise
         finally:
             pool.shutdown(wait=True)

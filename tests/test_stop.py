@@ -64,7 +64,8 @@ def marked(marker):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_every_process_of_the_run_and_the_resume_command_completes_it(tmp_path, signum):
-    path = experiment(tmp_path, "stoppable", ["{name: long, notebook: train, parameters: {max_steps: 25}}"])
+    path = experiment(tmp_path, "stoppable", ["{name: long, notebook: train, parameters: {max_steps: 25}}",
+                                              "{name: queued, notebook: train, parameters: {max_steps: 1}}"])
     run_dir = tmp_path / "runs" / "stoppable" / "long"
     marker = uuid.uuid4().hex
     # its own session, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole process group
@@ -86,13 +87,16 @@ def test_a_signal_stops_every_process_of_the_run_and_the_resume_command_complete
     status = read_json(run_dir / "status.json")
     assert status["ok"] is False and status["outcome"] == "interrupted", status
     assert signal.Signals(signum).name in status["error"]
+    assert not (tmp_path / "runs" / "stoppable" / "queued" / "status.json").exists(), "a run never started is left as it was"
+    assert "1 run(s) interrupted, 1 not started" in out + err
     resume = err.split("Resume with:\n", 1)[1].strip()
     assert shlex.split(resume)[:2] == ["denser", "reproduce"], err
 
     rerun = subprocess.run([DENSER, *shlex.split(resume)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    status = read_json(run_dir / "status.json")
-    assert status["ok"] is True and status["outcome"] == "ok"
+    for name in ("long", "queued"):
+        status = read_json(tmp_path / "runs" / "stoppable" / name / "status.json")
+        assert status["ok"] is True and status["outcome"] == "ok", (name, status)
     assert (run_dir / "metrics.json").exists()
 
 
