@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass
 
 import torch
 
+from .eval import CACHE_ARGUMENT
 from .rewards import extract_answer
 
 # %% auto #0
@@ -24,11 +24,6 @@ def _shared_prefix_length(prompts: list[list[int]]) -> int:
     while length < shortest and all(p[length] == prompts[0][length] for p in prompts):
         length += 1
     return length
-
-
-def _cache_argument(model) -> str:
-    "The name under which `model.forward` takes a KV cache (`cache` in recent transformers, `past_key_values` before)."
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @torch.no_grad()
@@ -48,8 +43,8 @@ def completion_logprobs(
     shared = _shared_prefix_length(prompts)  # e.g. the chat template's system prompt: computed once
     prefix_cache = None
     if shared:
-        prefix = model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
-        prefix_cache = getattr(prefix, "cache", None) or prefix.past_key_values
+        prefix = model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True, logits_to_keep=1)
+        prefix_cache = getattr(prefix, CACHE_ARGUMENT)
     results = []
     for start in range(0, len(prompts), chunk):
         rows = [(p[shared:], c) for p, c in zip(prompts[start:start + chunk], completions[start:start + chunk])]
@@ -65,7 +60,7 @@ def completion_logprobs(
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(rows))
-            inputs.update({_cache_argument(model): cache, "use_cache": True})
+            inputs.update({CACHE_ARGUMENT: cache, "use_cache": True})
         logprobs = model(**inputs).logits.float().log_softmax(-1).cpu()
         for row, (own, completion) in enumerate(rows):
             scored = torch.arange(len(own) - 1, len(own) - 1 + len(completion))  # logits at t predict token t + 1
