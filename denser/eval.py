@@ -25,7 +25,8 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .data import BENCHMARKS, TASK_PRESETS, build_prompt, load_benchmark, reasoning_gym_dataset
+from .data import (BENCHMARKS, DEFAULT_PROMPT_TEMPLATE, PROMPT_TEMPLATES, TASK_PRESETS, build_prompt,
+                         check_prompt_template, load_benchmark, reasoning_gym_dataset)
 from .execute import write_atomic
 from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
@@ -168,9 +169,10 @@ def load_eval_set(
 def prompt_ids(
     tokenizer,  # the model's tokenizer
     problem: str,  # the problem statement
+    template: str = DEFAULT_PROMPT_TEMPLATE,  # prompt template, a key of `denser.data.PROMPT_TEMPLATES`
 ) -> list[int]:
     "Token ids of the training prompt for `problem`."
-    prompt = build_prompt(problem, tokenizer)
+    prompt = build_prompt(problem, tokenizer, template)
     if isinstance(prompt, list):
         return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
     return tokenizer(prompt)["input_ids"]
@@ -347,6 +349,8 @@ class EvalConfig:
     greedy: bool = field(default=True, metadata={"help": "also decode one greedy completion per problem (greedy accuracy)"})
     batch_size: int = field(default=32, metadata={"help": "sequences per generate call; samples are cached after each call"})
     data_dir: str | None = field(default=None, metadata={"help": "folder of local benchmark files (default: $DENSER_DATA_DIR, else the hub)"})
+    prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={
+        "help": f"prompt template: {', '.join(PROMPT_TEMPLATES)} (the one the model was trained with)"})
 
     def __post_init__(self):
         for name in ("n", "max_tokens", "batch_size"):
@@ -370,10 +374,12 @@ class EvalConfig:
         for name in self.benchmarks:
             check_benchmark(name)
         check_model(self.model)
+        check_prompt_template(self.prompt_template)
 
     def generation_settings(self) -> dict:
         "The settings that determine the samples; a cache made with other values cannot be resumed."
-        return {name: getattr(self, name) for name in ("model", "backend", "n", "temperature", "max_tokens", "seed", "greedy")}
+        names = ("model", "backend", "n", "temperature", "max_tokens", "seed", "greedy", "prompt_template")
+        return {name: getattr(self, name) for name in names}
 
 # %% ../nbs/08_eval.ipynb #5bce48f5
 def _complete_length(
@@ -428,6 +434,7 @@ def check_settings(
     path, settings = out / "settings.json", config.generation_settings()
     if path.exists():
         cached = json.loads(path.read_text())
+        cached.setdefault("prompt_template", DEFAULT_PROMPT_TEMPLATE)  # caches made before templates had a name
         different = [f"{name}={cached.get(name)!r} (now {value!r})" for name, value in settings.items() if cached.get(name) != value]
         if different:
             raise ValueError(f"{out} holds samples made with {', '.join(different)}; use another --out or delete {out / 'samples'}")
@@ -443,7 +450,7 @@ def sample_records(
 ) -> list[dict]:
     "One record per problem: `config.n` scored samples and, with `config.greedy`, the greedy completion."
     problems = [eval_set.rows[i]["problem"] for i in indices]
-    prompts = [prompt_ids(backend.tokenizer, p) for p in problems]
+    prompts = [prompt_ids(backend.tokenizer, p, config.prompt_template) for p in problems]
     seeds = [derive_seed(config.seed, eval_set.name, i) for i in indices]
     samples = backend.generate(prompts, config.n, config.temperature, config.max_tokens, seeds)
     greedy = backend.generate(prompts, 1, 0.0, config.max_tokens, seeds) if config.greedy else [[None]] * len(indices)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from .credit import SIGNALS
-from .data import load_dapo_math, reasoning_gym_dataset
+from .data import DEFAULT_PROMPT_TEMPLATE, check_prompt_template, load_dapo_math, reasoning_gym_dataset
 from .eval import REASONING_GYM_PREFIX, check_benchmark
 from .rewards import math_accuracy_reward, reasoning_gym_reward
 from .weights import check_weight_params
@@ -33,6 +33,7 @@ class TrainRun:
     method: str = field(default="denser", metadata={"help": "grpo (plain GRPO) or a token-credit signal: denser, denser_shuffled, entropy, ktae, uniform"})
     dataset: str = field(default="rg:basic_arithmetic", metadata={"help": "rg:TASK (reasoning-gym train split) or dapo-math"})
     train_size: int = field(default=0, metadata={"help": "training prompts; 0 = exactly what max_steps consumes"})
+    prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "prompt template of training and held-out evaluation: reference or short (denser.data.PROMPT_TEMPLATES)"})
     distinct_prompts: bool = field(default=False, metadata={"help": "rg tasks: no training question twice (fresh prompts every step)"})
     eval_set: str = field(default="", metadata={"help": "held-out set evaluated during training; '' = the train task's eval split (rg only)"})
     max_steps: int = field(default=2, metadata={"help": "optimizer steps"})
@@ -68,6 +69,7 @@ class TrainRun:
             raise ValueError("eval_set is required with dataset dapo-math (e.g. math500), or set eval_every=0")
         if self.eval_set:
             check_benchmark(self.eval_set)
+        check_prompt_template(self.prompt_template)
         for name in ("max_steps", "num_generations", "prompts_per_step", "max_completion_length", "eval_problems",
                      "eval_samples", "eval_max_tokens"):
             value = getattr(self, name)
@@ -99,9 +101,9 @@ class TrainRun:
         "The training prompts: columns prompt, answer and what the reward reads."
         size = self.train_size or self.max_steps * self.prompts_per_step * self.trainer_args.get("gradient_accumulation_steps", 1)
         if self.dataset == DAPO:
-            return load_dapo_math(n=size, data_dir=self.data_dir or None)
+            return load_dapo_math(n=size, data_dir=self.data_dir or None, template=self.prompt_template)
         return reasoning_gym_dataset(self.dataset.removeprefix(REASONING_GYM_PREFIX), n=size, seed=self.seed, split="train",
-                                     distinct=self.distinct_prompts)
+                                     distinct=self.distinct_prompts, template=self.prompt_template)
 
     def reward_funcs(self) -> list:
         "TRL reward functions for the dataset."

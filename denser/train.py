@@ -58,6 +58,10 @@ class DenseRScriptArguments(GRPOScriptArguments):
         default=None, metadata={"help": "Local directory with the JSON-lines copies of dapo-math and the benchmarks "
                                 "(default: $DENSER_DATA_DIR, else the hub)."},
     )
+    prompt_template: str = field(
+        default=data.DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt of the denser sources (reasoning-gym, dapo-math, "
+                                                  f"benchmarks): {', '.join(data.PROMPT_TEMPLATES)}."},
+    )
 
 # %% ../nbs/07a_train_cli.ipynb #b5c99f04
 def config_dir() -> Path:
@@ -231,11 +235,11 @@ def load_named_dataset(
     "Rows with a `prompt` column (and whatever the rewards read) from a named source."
     if name.startswith(REASONING_GYM):
         return data.reasoning_gym_dataset(name.removeprefix(REASONING_GYM), n=limit or 1000, seed=seed,
-                                          split="eval" if split != "train" else "train")
+                                          split="eval" if split != "train" else "train", template=script_args.prompt_template)
     if name == "dapo-math":
-        return data.load_dapo_math(n=limit or 1000, data_dir=script_args.data_dir)
+        return data.load_dapo_math(n=limit or 1000, data_dir=script_args.data_dir, template=script_args.prompt_template)
     if name in data.BENCHMARKS:
-        dataset = data.load_benchmark(name, data_dir=script_args.data_dir)
+        dataset = data.load_benchmark(name, data_dir=script_args.data_dir, template=script_args.prompt_template)
     else:
         dataset = load_dataset(name, script_args.dataset_config, split=split)
     return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
@@ -257,6 +261,7 @@ def load_datasets(
     for name in (script_args.dataset_name, script_args.eval_dataset_name if evaluate else None):
         if name:
             check_dataset_name(name)
+    data.check_prompt_template(script_args.prompt_template)
     train = load_named_dataset(script_args.dataset_name, script_args.dataset_train_split, script_args,
                                script_args.max_train_samples, training_args.seed)
     if not evaluate:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from denser.data import (BENCHMARKS, DAPO_MATH, DEFAULT_TASK, HARNESS_INSTRUCTION, SYSTEM_PROMPT, build_prompt,
-                         load_benchmark, load_dapo_math, reasoning_gym_dataset, split_of)
+from denser.data import (BENCHMARKS, DAPO_MATH, DEFAULT_TASK, HARNESS_INSTRUCTION, PROMPT_TEMPLATES, SYSTEM_PROMPT,
+                         build_prompt, load_benchmark, load_dapo_math, reasoning_gym_dataset, split_of)
 from denser.rewards import math_accuracy_reward, reasoning_gym_reward
 
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
@@ -18,6 +18,16 @@ EXPECTED_ROWS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
 def test_prompt_keeps_the_question_verbatim(question):
     prompt = build_prompt(question)
     assert prompt == [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+
+
+def test_a_prompt_template_changes_the_prompt_and_nothing_else():
+    reference, short = (reasoning_gym_dataset(n=5, seed=3, template=t) for t in ("reference", "short"))
+    assert reference.remove_columns("prompt").to_dict() == short.remove_columns("prompt").to_dict()
+    assert [p[0]["content"] for p in short["prompt"]] == [PROMPT_TEMPLATES["short"][0]["content"]] * 5
+    assert [p[1] for p in short["prompt"]] == [p[1] for p in reference["prompt"]]  # the question, verbatim
+    assert "\\boxed{}" in PROMPT_TEMPLATES["short"][0]["content"]  # what the answer checker looks for first
+    with pytest.raises(ValueError, match="unknown prompt template 'long'; choose one of reference, short"):
+        reasoning_gym_dataset(n=1, template="long")
 
 
 @settings(max_examples=10, deadline=None)

@@ -113,6 +113,22 @@ def test_sampling_is_reproducible_and_seeded(tmp_path, tiny_hf):
     assert samples("b") == first and samples("c", seed=1) != first
 
 
+def test_the_prompt_template_is_part_of_the_samples_cache(tmp_path, tiny_hf):
+    out = tmp_path / "short"
+    short = evaluate(config(out, benchmarks=["rg:basic_arithmetic"], prompt_template="short"), tiny_hf)
+    assert json.loads((out / "settings.json").read_text())["prompt_template"] == "short"
+    with pytest.raises(ValueError, match="prompt_template='short' \\(now 'reference'\\)"):
+        evaluate(config(out, benchmarks=["rg:basic_arithmetic"]), tiny_hf)  # samples of one prompt never mix with another's
+    resumed = evaluate(config(out, benchmarks=["rg:basic_arithmetic"], prompt_template="short"), tiny_hf)
+    assert resumed["benchmarks"] == short["benchmarks"] and resumed["generation"]["new_tokens"] == 0  # all from the cache
+    older = tmp_path / "older"  # a cache written before templates had names holds reference-prompt samples
+    evaluate(config(older, benchmarks=["rg:basic_arithmetic"]), tiny_hf)
+    settings = json.loads((older / "settings.json").read_text())
+    del settings["prompt_template"]
+    (older / "settings.json").write_text(json.dumps(settings))
+    evaluate(config(older, benchmarks=["rg:basic_arithmetic"]), tiny_hf)
+
+
 def test_bad_input_is_refused_with_what_is_available(tmp_path):
     with pytest.raises(ValueError, match="available: math500, aime24, aime25, amc23, or rg:TASK"):
         config(tmp_path, benchmarks=["gsm8k"])
@@ -124,6 +140,8 @@ def test_bad_input_is_refused_with_what_is_available(tmp_path):
         config(tmp_path, backend="tgi")
     with pytest.raises(ValueError, match="unknown reasoning-gym task"):
         config(tmp_path, benchmarks=["rg:no_such_task"])
+    with pytest.raises(ValueError, match="unknown prompt template 'terse'; choose one of reference, short"):
+        config(tmp_path, prompt_template="terse")
     with pytest.raises(FileNotFoundError, match="amc2023.jsonl not found"):
         evaluate(config(tmp_path, data_dir=str(tmp_path)))
 
