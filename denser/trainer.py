@@ -5,10 +5,12 @@
 # %% ../nbs/07_trainer.ipynb #2e1fff99
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -16,6 +18,8 @@ import torch
 from accelerate.utils import is_peft_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from trl import GRPOConfig, GRPOTrainer
+from trl.generation import vllm_generation
+from trl.trainer import grpo_trainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from .credit import SIGNALS, CreditBatch, credit_summary, stream_seed, token_credit
@@ -24,7 +28,7 @@ from .weights import TokenWeights, check_weight_params
 
 # %% auto #0
 __all__ = ['CAPTURE_SOURCES', 'DENSER_REFERENCE', 'DENSER_FIELDS', 'check_complete_groups', 'check_credit_knobs', 'DenseRConfig',
-           'DenseRTrainer', 'model_card_section', 'create_model_card']
+           'vllm_on_cpu', 'CPUVLLMGeneration', 'DenseRTrainer', 'model_card_section', 'create_model_card']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -170,6 +174,52 @@ class _PolicyPass:
     entropies: torch.Tensor | None = None  # (B, T) policy entropies of the completion tokens, if the signal reads them
     source: str = "trl"  # "trl" (TRL's old-logprob pass), "own" (DenseR's extra forward) or "training"
 
+# %% ../nbs/07_trainer.ipynb #cpuvllm2
+def vllm_on_cpu(
+    args: GRPOConfig,  # the trainer's config
+) -> bool:
+    "Whether TRL would start a colocated vLLM engine on a machine without CUDA."
+    return bool(args.use_vllm) and args.vllm_mode == "colocate" and (args.use_cpu or not torch.cuda.is_available())
+
+
+class CPUVLLMGeneration(vllm_generation.VLLMGeneration):
+    "TRL's colocated vLLM engine on vLLM's CPU backend: started eager, weights pushed through vLLM's in-place reload."
+
+    def _init_vllm(self):
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache
+        build = vllm_generation.LLM
+        vllm_generation.LLM = functools.partial(build, enforce_eager=True)  # TRL has no field for it
+        try:
+            super()._init_vllm()
+        finally:
+            vllm_generation.LLM = build
+
+    def sync_weights(self):
+        self.llm.collective_rpc("reload_weights", kwargs=dict(weights_iterator=self._iter_named_params(),
+                                                              is_checkpoint_format=True))
+        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model  # TRL's path to it
+        head = getattr(engine_model, "lm_head", None)
+        if head is not None and getattr(self.model.config, "tie_word_embeddings", False):
+            # a tied output layer is never loaded by name, so the reload leaves its packed GEMM on the old embedding
+            head.quant_method.process_weights_after_loading(head)
+        self.llm.reset_prefix_cache()
+
+
+@contextmanager
+def _rollout_engine(
+    args: GRPOConfig,  # the trainer's config
+):
+    "While TRL builds its trainer, its vLLM generation class is `CPUVLLMGeneration` when `vllm_on_cpu(args)`."
+    if not vllm_on_cpu(args):
+        yield
+        return
+    original = grpo_trainer.VLLMGeneration
+    grpo_trainer.VLLMGeneration = CPUVLLMGeneration
+    try:
+        yield
+    finally:
+        grpo_trainer.VLLMGeneration = original
+
 # %% ../nbs/07_trainer.ipynb #72a99c93
 class DenseRTrainer(GRPOTrainer):
     "`GRPOTrainer` whose loss receives (B, T) token advantages: DenseR's A_i * w_i,t or another `token_credit` signal's."
@@ -197,7 +247,8 @@ class DenseRTrainer(GRPOTrainer):
             kwargs["processing_class"] = tokenizer
         if not args.use_denser:  # plain GRPO: the model and its card are tagged as TRL tags GRPO
             self._tag_names = GRPOTrainer._tag_names
-        super().__init__(model, reward_funcs, args=args, **kwargs)
+        with _rollout_engine(args):  # vLLM rollouts on a CPU: see above
+            super().__init__(model, reward_funcs, args=args, **kwargs)
         self._denser_passes = None  # a list only while DenseR records a scoring-time policy forward
         self._denser_pending = None  # the micro-batch whose weights its training forward is about to give
         self._signal = SIGNALS[args.token_credit] if args.use_denser else None
