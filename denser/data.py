@@ -17,6 +17,8 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from .cli import require_extra
+
 # %% ../nbs/05_data.ipynb #0697bbd8
 SYSTEM_PROMPT = (
     "A conversation between user and assistant. The user asks a question, and the assistant solves it. The "
@@ -105,6 +107,7 @@ def reasoning_gym_dataset(
     **task_config,  # the task's config fields; they override a preset's or, for `DEFAULT_TASK`, `DEFAULT_TASK_CONFIG`
 ) -> Dataset:
     "`n` seeded items of a reasoning-gym task with columns prompt, question, answer, task, metadata (JSON)."
+    require_extra("reasoning_gym", purpose="reasoning-gym tasks")
     import reasoning_gym
     check_prompt_template(template)
     if split not in SPLITS:

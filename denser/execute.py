@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import denser
+from .cli import require_extra
 
 # %% auto #0
 __all__ = ['PACKAGED_EXPERIMENTS', 'EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'write_atomic', 'add_arguments',
@@ -43,6 +44,7 @@ def run_notebook(
     kernel: str = "python3",  # Jupyter kernel to run it with
 ) -> Path:
     "Execute `notebook` with papermill in `out_dir` and return the path of the executed copy."
+    require_extra("papermill", "ipykernel", purpose="executing notebooks")
     import papermill
 
     out = Path(out_dir).resolve()

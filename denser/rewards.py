@@ -22,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
+from .cli import require_extra
+
 # %% ../nbs/06_rewards.ipynb #51186589
 def completion_text(
     completion: str | list[dict],  # a plain string or TRL's conversational form, a list of messages
@@ -204,6 +206,7 @@ def _reasoning_gym_scorer(
     task: str,  # a reasoning-gym dataset name
 ):
     "The `score_answer` function of a reasoning-gym task."
+    require_extra("reasoning_gym", purpose="reasoning-gym rewards")
     import reasoning_gym
     return reasoning_gym.get_score_answer_fn(task)
 

@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cli import require_extra
+
+require_extra("matplotlib", purpose="denser.viz (figures)")
 import matplotlib
 import matplotlib.patches
 import matplotlib.pyplot as plt
