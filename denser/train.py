@@ -70,16 +70,30 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else Path(denser.__file__).resolve().parent.parent / "configs"
 
 
+def _is_accelerate_config(
+    path: Path,  # a YAML file
+) -> bool:
+    "Whether `path` is an accelerate launch config (it has `compute_environment`); a file YAML cannot read is not."
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(content, dict) and "compute_environment" in content
+
+
 def find_config(
     name: str,  # a YAML file, or an example config: "tiny", "tiny.yaml" or "configs/tiny.yaml"
 ) -> Path:
     "The config file `name`; a name that is no file here is looked up among the example configs."
     path = Path(name).expanduser()
+    if not path.is_file() and path.parent in (Path("."), Path("configs")) and path.suffix in ("", ".yaml"):
+        path = config_dir() / f"{path.stem}.yaml"  # an example config, if there is one of that name
     if path.is_file():
+        if _is_accelerate_config(path):
+            raise ValueError(f"{name} is an accelerate config (how to launch), not a training config: "
+                             f"accelerate launch --config_file {path} -m denser.train --config TRAINING.yaml")
         return path
-    examples = sorted(p.stem for p in config_dir().glob("*.yaml"))
-    if path.parent in (Path("."), Path("configs")) and path.suffix in ("", ".yaml") and path.stem in examples:
-        return config_dir() / f"{path.stem}.yaml"
+    examples = sorted(p.stem for p in config_dir().glob("*.yaml") if not _is_accelerate_config(p))
     raise FileNotFoundError(f"config file {name!r} not found{cli.did_you_mean(path.stem, examples)}; "
                             f"example configs: {', '.join(examples)}")
 

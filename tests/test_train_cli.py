@@ -153,9 +153,16 @@ def test_a_directory_without_a_model_ends_in_one_line(tmp_path, capsys):
 
 def test_a_missing_config_names_the_example_configs(capsys):
     status, err = train(["--config", "tiyn.yaml"], capsys)
-    examples = ", ".join(sorted(p.stem for p in config_dir().glob("*.yaml")))
+    training_configs = sorted(p.stem for p in config_dir().glob("*.yaml") if "compute_environment" not in p.read_text())
     assert (status, err) == (2, f"denser train: error: config file 'tiyn.yaml' not found (did you mean 'tiny'?); "
-                                f"example configs: {examples}\n")
+                                f"example configs: {', '.join(training_configs)}\n")
+    assert "deepspeed_zero3" not in err  # an accelerate config is not offered as a training config
+
+
+def test_an_accelerate_config_is_refused_with_how_to_launch_it(capsys):
+    status, err = train(["--config", "deepspeed_zero3"], capsys)
+    assert status == 2 and "is an accelerate config (how to launch), not a training config" in err
+    assert "accelerate launch --config_file" in err
 
 
 def test_a_bad_flag_value_is_argparse_error_with_short_usage(capsys):
