@@ -53,6 +53,13 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
     log = (out / "denser-s0" / "log.txt").read_text()
     assert "Unable to parse line" not in log and "Passed unknown parameter" not in log  # no papermill noise
     assert metrics["final"]["problems"] == 4 and 0 <= metrics["aulc"] <= 1
+    assert not (out / "paired.csv").exists()  # no baseline_arm, no paired table
+
+    from denser.execute import experiment_notebook, run_notebook  # the report paired by seed against one arm
+    run_notebook(experiment_notebook("report"), tmp_path / "paired-report", dict(out_dir=str(out), baseline_arm="grpo"))
+    paired = (out / "paired.csv").read_text()
+    assert "denser - grpo,gain,1," in paired and "denser - grpo,minutes,1," in paired, paired
+    assert "## Paired by seed against grpo" in (out / "results.md").read_text()
 
     started = time.time()
     second = reproduce("ci-tiny", "--runs-dir", str(tmp_path), cwd=tmp_path)
