@@ -68,8 +68,10 @@ def test_a_signal_stops_every_process_of_the_run_and_the_resume_command_complete
                                               "{name: queued, notebook: train, parameters: {max_steps: 1}}"])
     run_dir = tmp_path / "runs" / "stoppable" / "long"
     marker = uuid.uuid4().hex
-    # its own session, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole process group
-    runner = start(str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path, marker=marker, start_new_session=True)
+    # its own session, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole process group. A terminal job
+    # does not ignore SIGINT, even when pytest itself runs in a background job that does (as `cmd &` in a script).
+    runner = start(str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path, marker=marker, start_new_session=True,
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: (read_json(run_dir / "progress.json") or {}).get("step", 0) >= 1 or runner.poll() is not None,
              "the first training step")
     assert runner.poll() is None, runner.communicate()
