@@ -5,7 +5,6 @@
 # %% ../nbs/13_stats.ipynb #64500ce0
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -54,7 +53,17 @@ def t_interval(
     return Interval(mean, mean - half, mean + half, len(array))
 
 # %% ../nbs/13_stats.ipynb #ad1453ff
-MAX_EXACT_PAIRS = 22  # 2**22 sign patterns: exact enumeration stays under a second
+MAX_EXACT_PAIRS = 40  # two halves of 2**20 partial sums each: exact counting stays around a second
+
+
+def _half_sums(
+    values: np.ndarray,  # (k,) paired differences of one half
+) -> np.ndarray:
+    "(2**k,) the sums of `values` under every sign pattern."
+    sums = np.zeros(1)
+    for value in values:
+        sums = np.concatenate([sums + value, sums - value])
+    return sums
 
 
 def sign_flip_p(
@@ -65,11 +74,17 @@ def sign_flip_p(
     if len(array) == 0:
         return math.nan
     if len(array) > MAX_EXACT_PAIRS:
-        raise ValueError(f"exact sign-flip enumeration supports at most {MAX_EXACT_PAIRS} pairs, got {len(array)}")
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(array))))
-    sums = np.abs(signs @ array)
+        raise ValueError(f"exact sign-flip counting supports at most {MAX_EXACT_PAIRS} pairs, got {len(array)}")
     observed = abs(array.sum())
-    return float((sums >= observed - 1e-12 * max(1.0, observed)).mean())
+    threshold = observed - 1e-12 * max(1.0, observed)  # |sum| >= observed, up to rounding
+    if threshold <= 0:
+        return 1.0
+    # meet in the middle: every pattern's sum is a + b, a from the first half's sums, b from the second's
+    first, second = _half_sums(array[: len(array) // 2]), np.sort(_half_sums(array[len(array) // 2:]))
+    at_least = len(second) - np.searchsorted(second, threshold - first, side="left")  # a + b >= threshold
+    at_most = np.searchsorted(second, -threshold - first, side="right")  # a + b <= -threshold
+    return float((at_least.sum() + at_most.sum()) / 2.0 ** len(array))
+
 
 # %% ../nbs/13_stats.ipynb #ea0f3c36
 @dataclass

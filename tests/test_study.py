@@ -1,9 +1,11 @@
 """The study's guarantees: paired arms see the same prompts and the same step-1 rollouts; its statistics match
 hand-computed cases."""
+import itertools
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from denser.eval import load_eval_set
 from denser.experiment import TrainRun
@@ -63,6 +65,24 @@ def test_t_interval_by_hand():
 def test_sign_flip_by_hand(differences, p):
     # [3, -1, 2]: sum 4; of the 8 patterns |sum| >= 4 for (+,+,+)=4, (+,-,+)=6, and their negations: 4 of 8
     assert sign_flip_p(differences) == pytest.approx(p)
+
+
+def test_sign_flip_p_beyond_enumeration():
+    # 30 differences all one way: of 2**30 patterns only all-plus and all-minus reach the observed |sum|
+    assert sign_flip_p([0.01] * 30) == 2 / 2**30
+    assert sign_flip_p([1.0] * 15 + [-1.0] * 15) == 1.0
+    with pytest.raises(ValueError, match="at most 40 pairs"):
+        sign_flip_p(np.ones(41))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-4, 4).map(float) | st.floats(-3, 3, allow_nan=False), min_size=1, max_size=12))
+def test_sign_flip_p_equals_enumeration(differences):
+    "The meet-in-the-middle count equals listing every sign pattern (integers make ties on the threshold)."
+    d = np.asarray(differences)
+    sums = np.abs(np.array(list(itertools.product((1.0, -1.0), repeat=len(d)))) @ d)
+    observed = abs(d.sum())
+    assert sign_flip_p(d) == pytest.approx(float((sums >= observed - 1e-12 * max(1.0, observed)).mean()), abs=1e-12)
 
 
 def test_paired_comparison_and_power():
