@@ -5,7 +5,9 @@
 # %% ../nbs/12_experiment.ipynb #040a576e
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from .credit import SIGNALS
 from .data import DEFAULT_PROMPT_TEMPLATE, check_prompt_template, load_dapo_math, reasoning_gym_dataset
@@ -14,7 +16,45 @@ from .rewards import math_accuracy_reward, reasoning_gym_reward
 from .weights import check_weight_params
 
 # %% auto #0
-__all__ = ['DAPO', 'GRPO', 'CPU_STAND_INS', 'methods', 'TrainRun', 'check_experiment']
+__all__ = ['NATIVE_BF16_FLAGS', 'PRECISIONS', 'DEFAULT_PRECISION', 'DAPO', 'GRPO', 'CPU_STAND_INS', 'cpu_bf16_flags',
+           'resolve_precision', 'methods', 'TrainRun', 'check_experiment']
+
+# %% ../nbs/12_experiment.ipynb #722b2546
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # /proc/cpuinfo flags of native bf16 dot products (x86, Arm)
+PRECISIONS = ("auto", "fp32", "bf16")  # values of TrainRun.precision
+DEFAULT_PRECISION = "auto"
+
+
+def cpu_bf16_flags(
+    cpuinfo: str | None = None,  # text of /proc/cpuinfo; None reads this machine's ('' where there is none)
+) -> list[str]:
+    "The native-bf16 flags the CPU reports, e.g. ['avx512_bf16']; [] where it has none or does not say."
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, Arm
+            return [flag for flag in NATIVE_BF16_FLAGS if flag in value.split()]
+    return []
+
+
+def resolve_precision(
+    precision: str,  # auto, fp32 or bf16
+    flags: list[str] | None = None,  # the CPU's native-bf16 flags; None = this machine's
+) -> tuple[bool, str]:
+    "(bf16 autocast on?, why) for a CPU run; `auto` falls back to fp32 with a warning on CPUs without native bf16."
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision == "bf16", f"precision={precision}"
+    flags = cpu_bf16_flags() if flags is None else flags
+    if flags:
+        return True, f"precision=auto: bf16 autocast, the CPU has {'/'.join(flags)}"
+    why = ("precision=auto: training in fp32, because this CPU reports no native bf16 (avx512_bf16, amx_bf16 or "
+           "Arm bf16) and emulated bf16 is slower than fp32; set precision='bf16' to force it")
+    warnings.warn(why, stacklevel=2)
+    return False, why
 
 # %% ../nbs/12_experiment.ipynb #111b53e4
 DAPO = "dapo-math"
@@ -56,7 +96,8 @@ class TrainRun:
     sample_groups: int = field(default=1, metadata={"help": "prompt groups per step written to denser_samples.jsonl"})
     save_model: bool = field(default=False, metadata={"help": "save the trained model to model/"})
     data_dir: str = field(default="", metadata={"help": "local benchmark/DAPO files; '' = $DENSER_DATA_DIR, else the hub"})
-    trainer_args: dict = field(default_factory=dict, metadata={"help": "extra DenseRConfig fields, e.g. use_vllm, epsilon_high, bf16"})
+    precision: str = field(default=DEFAULT_PRECISION, metadata={"help": "CPU runs: auto (bf16 autocast where the CPU has native bf16, else fp32 with a warning), fp32 or bf16"})
+    trainer_args: dict = field(default_factory=dict, metadata={"help": "extra DenseRConfig fields, e.g. use_vllm, epsilon_high; bf16 here (GPU runs) replaces precision"})
 
     def __post_init__(self):
         if self.method not in methods():
@@ -70,6 +111,10 @@ class TrainRun:
         if self.eval_set:
             check_benchmark(self.eval_set)
         check_prompt_template(self.prompt_template)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision != "auto" and "bf16" in self.trainer_args and bool(self.trainer_args["bf16"]) != (self.precision == "bf16"):
+            raise ValueError(f"precision {self.precision!r} contradicts trainer_args bf16={self.trainer_args['bf16']!r}: set one of them")
         for name in ("max_steps", "num_generations", "prompts_per_step", "max_completion_length", "eval_problems",
                      "eval_samples", "eval_max_tokens"):
             value = getattr(self, name)
@@ -109,6 +154,12 @@ class TrainRun:
         "TRL reward functions for the dataset."
         return [math_accuracy_reward if self.dataset == DAPO else reasoning_gym_reward]
 
+    def bf16(self) -> tuple[bool, str]:
+        "(whether this run trains under bf16 autocast, why); trainer_args bf16 (GPU runs) wins."
+        if "bf16" in self.trainer_args:
+            return bool(self.trainer_args["bf16"]), "trainer_args sets bf16"
+        return resolve_precision(self.precision)
+
     def config(self, output_dir: str, **overrides):
         "The `DenseRConfig` of this run (`overrides` last, e.g. CPU flags)."
         from denser.trainer import DenseRConfig
@@ -119,7 +170,7 @@ class TrainRun:
             num_generations=self.num_generations, per_device_train_batch_size=self.prompts_per_step * self.num_generations,
             max_completion_length=self.max_completion_length, learning_rate=self.learning_rate,
             lr_scheduler_type="constant", temperature=self.temperature, beta=0.0, seed=self.seed, logging_steps=1,
-            save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+            save_strategy="no", report_to="none", use_cpu=True, bf16=self.bf16()[0],
             denser_sample_groups=self.sample_groups if signal is not None and "hidden_states" in signal.needs else 0,
             **({"token_credit": self.method} if signal else {}), **knobs,
         )
