@@ -17,7 +17,7 @@ from .weights import check_weight_params
 
 # %% auto #0
 __all__ = ['NATIVE_BF16_FLAGS', 'PRECISIONS', 'DEFAULT_PRECISION', 'DAPO', 'GRPO', 'CPU_STAND_INS', 'cpu_bf16_flags',
-           'resolve_precision', 'methods', 'TrainRun', 'check_experiment']
+           'check_precision', 'resolve_precision', 'methods', 'TrainRun', 'check_experiment']
 
 # %% ../nbs/12_experiment.ipynb #722b2546
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # /proc/cpuinfo flags of native bf16 dot products (x86, Arm)
@@ -39,13 +39,20 @@ def cpu_bf16_flags(
     return []
 
 
+def check_precision(
+    precision: str,  # the value of TrainRun.precision
+):
+    "Raise a ValueError naming the valid values unless `precision` is one of PRECISIONS."
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def resolve_precision(
     precision: str,  # auto, fp32 or bf16
     flags: list[str] | None = None,  # the CPU's native-bf16 flags; None = this machine's
 ) -> tuple[bool, str]:
     "(bf16 autocast on?, why) for a CPU run; `auto` falls back to fp32 with a warning on CPUs without native bf16."
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if precision != "auto":
         return precision == "bf16", f"precision={precision}"
     flags = cpu_bf16_flags() if flags is None else flags
@@ -111,8 +118,7 @@ class TrainRun:
         if self.eval_set:
             check_benchmark(self.eval_set)
         check_prompt_template(self.prompt_template)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         if self.precision != "auto" and "bf16" in self.trainer_args and bool(self.trainer_args["bf16"]) != (self.precision == "bf16"):
             raise ValueError(f"precision {self.precision!r} contradicts trainer_args bf16={self.trainer_args['bf16']!r}: set one of them")
         for name in ("max_steps", "num_generations", "prompts_per_step", "max_completion_length", "eval_problems",
