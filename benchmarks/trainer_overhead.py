@@ -207,14 +207,16 @@ def main():
     parser.add_argument("--groups", type=int, default=1, help="prompts per step (default: 1)")
     parser.add_argument("--completion-length", type=int, default=64, help="max_completion_length (default: 64)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kinds", default="grpo,denser,denser-own", help=f"comma-separated configurations of {KINDS}")
+    parser.add_argument("--kinds", default="grpo,denser,denser-own",
+                        help=f"comma-separated configurations of {KINDS}; the first is the baseline of the ratios")
     parser.add_argument("--no-importance-sampling", action="store_true",
                         help="-vllm configurations: vllm_importance_sampling_correction=False (no old-logprob pass)")
     parser.add_argument("--out", default="runs/trainer-overhead")
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
-    if not set(kinds) <= set(KINDS) or "grpo" not in kinds:
-        parser.error(f"--kinds must be a comma-separated subset of {', '.join(KINDS)} that includes grpo, got {args.kinds!r}")
+    if not set(kinds) <= set(KINDS) or len(set(kinds)) < len(kinds):
+        parser.error(f"--kinds must be comma-separated configurations of {', '.join(KINDS)}, each once, got {args.kinds!r}")
+    baseline = kinds[0]
     if sum(kind.endswith("-vllm") for kind in kinds) > 1 or (args.rounds > 1 and any(k.endswith("-vllm") for k in kinds)):
         parser.error("one vLLM engine per process: at most one -vllm configuration and --rounds 1 (run the others separately)")
     torch.manual_seed(args.seed)
@@ -237,11 +239,11 @@ def main():
     summary = {clock_name: {kind: {part: statistics.median(step[clock_name][part] for run in runs if run["kind"] == kind
                                                       for step in run["steps"]) for part in (*PARTS, "total")}
                             for kind in kinds} for clock_name in ("wall", "cpu")}
-    ratio = {kind: {clock_name: summary[clock_name][kind]["total"] / summary[clock_name]["grpo"]["total"]
-                    for clock_name in ("wall", "cpu")} for kind in kinds if kind != "grpo"}
-    # DenseR's own cost, from the split: the parts plain GRPO does not have, over the GRPO step
+    ratio = {kind: {clock_name: summary[clock_name][kind]["total"] / summary[clock_name][baseline]["total"]
+                    for clock_name in ("wall", "cpu")} for kind in kinds if kind != baseline}
+    # DenseR's own cost, from the split: the parts plain GRPO does not have, over the baseline's step
     added = {kind: {clock_name: sum(summary[clock_name][kind][part] for part in ("capture forward", "weights"))
-                    / summary[clock_name]["grpo"]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE if kind in kinds}
+                    / summary[clock_name][baseline]["total"] for clock_name in ("wall", "cpu")} for kind in CAPTURE if kind in kinds}
     labels = {"grpo": "GRPO", "denser": "DenseR", "denser-own": "DenseR own-forward", "grpo-bf16": "GRPO bf16",
               "denser-bf16": "DenseR bf16", "plain-bf16": "GRPO bf16 (DenseRTrainer)", "grpo-vllm": "GRPO vLLM", "denser-vllm": "DenseR vLLM"}
     lines = [f"model {args.model}; G={args.num_generations}, {args.groups} prompt(s) per step, max_completion_length="
@@ -256,8 +258,8 @@ def main():
         lines.append(f"| {part} | " + " | ".join(f"{times[kind][part]:.3f}" for times in (wall, cpu) for kind in kinds) + " |")
     lines.append("")
     for kind in ratio:
-        lines.append(f"{labels[kind]} / GRPO step time: {ratio[kind]['wall']:.3f} (wall), {ratio[kind]['cpu']:.3f} (CPU)"
-                     + (f"; from the split (capture forward + weights over the GRPO step): 1 + {added[kind]['wall']:.4f} "
+        lines.append(f"{labels[kind]} / {labels[baseline]} step time: {ratio[kind]['wall']:.3f} (wall), {ratio[kind]['cpu']:.3f} (CPU)"
+                     + (f"; from the split (capture forward + weights over the {labels[baseline]} step): 1 + {added[kind]['wall']:.4f} "
                         f"(wall), 1 + {added[kind]['cpu']:.4f} (CPU)" if kind in added else ""))
     # the compute floor: model FLOPs of each part over this CPU's measured matmul rate (CPU time, this many threads)
     rates = {"fp32": matmul_gflops(torch.get_num_threads(), 5), "bf16": matmul_gflops(torch.get_num_threads(), 5, torch.bfloat16)}
