@@ -108,7 +108,8 @@ def paired_comparison(
     both = np.isfinite(a) & np.isfinite(b)
     a, b = a[both], b[both]
     differences = a - b
-    p_t = float(stats.ttest_rel(a, b).pvalue) if len(a) > 1 and differences.std() > 0 else math.nan
+    spread = len(a) > 1 and differences.std() > 1e-12 * max(1.0, float(np.abs(differences).max()))  # not rounding
+    p_t = float(stats.ttest_rel(a, b).pvalue) if spread else math.nan  # undefined when every pair differs alike
     correlation = float(stats.pearsonr(a, b).statistic) if len(a) > 2 and a.std() > 0 and b.std() > 0 else math.nan
     return PairedComparison(t_interval(differences, confidence), sign_flip_p(differences), p_t, correlation)
 
@@ -151,7 +152,10 @@ def paired_power(
     critical = stats.t.ppf(1 - alpha / 2, n - 1)
     shift = effect * math.sqrt(n) / sd_difference
     lower_tail = stats.nct.cdf(-critical, n - 1, shift)  # NaN where it underflows far from the mass
-    return float(stats.nct.sf(critical, n - 1, shift) + np.nan_to_num(lower_tail))
+    upper_tail = stats.nct.sf(critical, n - 1, shift)  # NaN too when the shift is astronomic (SD ~ 0): all mass above
+    if math.isnan(upper_tail) and shift > critical:
+        upper_tail = 1.0
+    return float(upper_tail + np.nan_to_num(lower_tail))
 
 
 def seeds_for_power(
