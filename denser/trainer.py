@@ -581,6 +581,8 @@ def _write_samples(
                 "advantage": float(advantages[row]), "weights": weights.weights[row][keep].float().tolist(),
                 "token_advantages": output["advantages"][row][keep].float().tolist(),
                 "cross": _finite(float(weights.cross[row])), "within": _finite(float(weights.within[row])),
+                "cross_per_token": [_finite(x) for x in weights.cross_per_token[row][keep].float().tolist()],
+                "within_per_token": [_finite(x) for x in weights.within_per_token[row][keep].float().tolist()],
                 "has_contrast": bool(weights.has_contrast[row]),
             }))
     path = Path(self.args.output_dir) / "denser_samples.jsonl"

@@ -15,6 +15,7 @@ import denser.trainer as trainer_module
 from denser.capture import capture_hidden_states, completion_states
 from denser.models import load
 from denser.trainer import DenseRConfig, DenseRTrainer
+from denser.viz import read_samples
 
 G = 4  # completions per prompt
 
@@ -359,6 +360,15 @@ def test_samples_jsonl(tiny, prompts, tmp_path, capture):
     for row in rows:
         assert len(row["tokens"]) == len(row["token_ids"]) == len(row["weights"]) == len(row["token_advantages"])
         assert all(abs(a - row["advantage"] * w) < 1e-5 for a, w in zip(row["token_advantages"], row["weights"]))
+        for kind in ("cross", "within"):  # per token, what denser.viz colours; their mean is the completion's
+            per_token = [x for x in row[f"{kind}_per_token"] if x is not None]
+            assert len(row[f"{kind}_per_token"]) == len(row["tokens"])
+            assert (row[kind] is None) == (not per_token)
+            if per_token:
+                assert abs(sum(per_token) / len(per_token) - row[kind]) < 1e-5
+    samples = read_samples(tmp_path)  # what the visualisation notebook reads: per-token divergences included
+    assert len(samples) == len(rows) and all(len(s.cross) == len(s.tokens) for s in samples if s.cross is not None)
+    assert any(s.cross is not None and any(c == c for c in s.cross) for s in samples)
 
 
 # ---------------------------------------------------------------------------------------------------------------
