@@ -31,9 +31,10 @@ import denser
 from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
 
 # %% auto #0
-__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'code_version', 'notebook_code_hash', 'Run', 'Experiment', 'load_experiment',
-           'list_experiments', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir', 'declared_parameters',
-           'progress_line', 'execute_run', 'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
+__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'RUN_ENVIRONMENT', 'code_version', 'notebook_code_hash', 'Run', 'Experiment',
+           'load_experiment', 'list_experiments', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir',
+           'run_environment', 'declared_parameters', 'progress_line', 'execute_run', 'is_done', 'Stop', 'reproduce',
+           'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #8a2e00ec
 @cache
@@ -279,6 +280,19 @@ def _failure(executed: Path) -> str:
                 return f"code cell {number} ({first_line[0][:60] if first_line else ''!r}): {output['ename']}: {output['evalue']}"
     return "the kernel stopped without reporting an error (killed or out of memory?)"
 
+# %% ../nbs/11_reproduce.ipynb #bd7fee57
+RUN_ENVIRONMENT = {  # set for every run's process (papermill and its kernel) unless the caller's environment sets it
+    "MALLOC_MMAP_MAX_": "0",  # glibc: large blocks from the heap, not fresh pages from the kernel at every allocation
+    "MALLOC_TRIM_THRESHOLD_": str(2**34),  # and freed memory kept for the next step, not returned to the kernel
+}
+
+
+def run_environment(
+    environ: dict | None = None,  # the caller's environment; default `os.environ`
+) -> dict:
+    "The environment a run's process starts with: the caller's, plus `RUN_ENVIRONMENT` where it sets nothing."
+    return {**RUN_ENVIRONMENT, **(os.environ if environ is None else environ)}
+
 # %% ../nbs/11_reproduce.ipynb #865c24cc
 def declared_parameters(
     notebook: Path,  # a parameterized notebook
@@ -332,7 +346,8 @@ def execute_run(
                                                           pid=os.getpid()), indent=1))
     started, last_progress, timed_out = time.time(), None, False
     with open(run_dir / "log.txt", "w") as log:
-        child = processes.start(command, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),) if lock else ())
+        child = processes.start(command, stdout=log, stderr=subprocess.STDOUT, env=run_environment(),
+                                pass_fds=(lock.fileno(),) if lock else ())
         try:
             while child is not None and child.poll() is None:
                 if time.time() - started > timeout:
