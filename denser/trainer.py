@@ -303,7 +303,8 @@ class DenseRTrainer(GRPOTrainer):
         # weights are cast once per rollout batch, not at every decoded token (autocast keeps its casts until the
         # outermost context exits; accelerate's per-forward context alone exits after each token). The same casts
         # give the same completions; vLLM and continuous batching have their own weights and are left as they are.
-        if self.use_vllm or self.use_transformers_continuous_batching or not self.accelerator.native_amp:
+        # Without mixed precision `accelerator.autocast()` is a null context.
+        if self.use_vllm or self.use_transformers_continuous_batching:
             return super()._generate_single_turn(*args, **kwargs)
         with self.accelerator.autocast():
             return super()._generate_single_turn(*args, **kwargs)
