@@ -11,9 +11,11 @@ set -euo pipefail
 if [ $# -ne 3 ]; then sed -n 2,9p "$0"; exit 2; fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tree="$(cd "$1" && pwd)"; mkdir -p "$2"; out="$(cd "$2" && pwd)"; every="$3"
+memory=$(cd "$root" && "$root/.venv/bin/python" -c 'from denser.reproduce import RUN_ENVIRONMENT, run_environment
+environment = run_environment(); print(*(f"{name}={environment[name]}" for name in RUN_ENVIRONMENT))')
 cd "$tree"
-env PYTHONPATH="$tree" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
-  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 DENSER_DATA_DIR="${DENSER_DATA_DIR:-$(dirname "$root")/shared/data/benchmarks}" \
+env $memory PYTHONPATH="$tree" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
+  DENSER_DATA_DIR="${DENSER_DATA_DIR:-$(dirname "$root")/shared/data/benchmarks}" \
   "$root/.venv/bin/papermill" -k python3 --language python nbs/experiments/train.ipynb "$out/train.ipynb" \
   -p model_name smollm2-135m-instruct -p method grpo -p dataset rg:basic_arithmetic -p max_steps 3 -p num_generations 8 \
   -p prompts_per_step 2 -p max_completion_length 64 -p learning_rate 3e-5 -p temperature 0.7 -p seed 0 -p eval_every "$every" \

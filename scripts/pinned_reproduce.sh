@@ -24,11 +24,12 @@ if [ -d "docs/results/$experiment/raw" ]; then
 fi
 if [ ! -d "$tree" ]; then git worktree add --detach "$tree" "$full" >/dev/null; fi
 [ "$(git -C "$tree" rev-parse HEAD)" = "$full" ] || { echo "$tree is not at $full" >&2; exit 1; }
+# glibc keeps freed memory in the process: this checkout's denser.reproduce.RUN_ENVIRONMENT (the caller's environment
+# wins), which commits older than e02f383 do not set for their runs: the same results, far less time in the kernel
+memory=$("$root/.venv/bin/python" -c 'from denser.reproduce import RUN_ENVIRONMENT, run_environment
+environment = run_environment(); print(*(f"{name}={environment[name]}" for name in RUN_ENVIRONMENT))')
 cd "$tree"
-# glibc keeps freed memory in the process (what denser.reproduce.RUN_ENVIRONMENT sets for runs since e02f383; older
-# commits' runs get it from here): the same results, far less time in the kernel re-zeroing pages
-exec env PYTHONPATH="$tree" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
-  MALLOC_MMAP_MAX_="${MALLOC_MMAP_MAX_:-0}" MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-17179869184}" \
+exec env $memory PYTHONPATH="$tree" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
   DENSER_DATA_DIR="${DENSER_DATA_DIR:-$(dirname "$root")/shared/data/benchmarks}" \
   "$root/.venv/bin/python" -c 'import sys; from denser.cli import main; sys.exit(main(["reproduce", *sys.argv[1:]]))' \
   "$experiment" --runs-dir "$root/runs" "$@"
