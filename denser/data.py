@@ -5,19 +5,24 @@
 # %% auto #0
 __all__ = ['SYSTEM_PROMPT', 'SHORT_SYSTEM_PROMPT', 'PROMPT_TEMPLATES', 'DEFAULT_PROMPT_TEMPLATE', 'PROMPT_TEMPLATE',
            'EVAL_FRACTION', 'SPLITS', 'DEFAULT_TASK', 'DEFAULT_TASK_CONFIG', 'TASK_PRESETS', 'BENCHMARKS', 'DAPO_MATH',
-           'HARNESS_INSTRUCTION', 'check_prompt_template', 'build_prompt', 'split_of', 'resolve_task',
-           'reasoning_gym_dataset', 'DataSource', 'load_source', 'load_benchmark', 'load_dapo_math']
+           'HARNESS_INSTRUCTION', 'RG_PREFIX', 'DEPRECATED_RG_PREFIX', 'DAPO', 'HUB_ID', 'check_prompt_template',
+           'build_prompt', 'split_of', 'resolve_task', 'reasoning_gym_dataset', 'DataSource', 'load_source',
+           'load_benchmark', 'load_dapo_math', 'canonical_name', 'check_dataset', 'default_reward', 'Resolved',
+           'resolve']
 
 # %% ../nbs/05_data.ipynb #e3ac386c
 import hashlib
 import json
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from datasets import Dataset, load_dataset
 
-from .cli import require_extra
+from .cli import did_you_mean, require_extra
 
 # %% ../nbs/05_data.ipynb #0697bbd8
 SYSTEM_PROMPT = (
@@ -212,3 +217,81 @@ def load_dapo_math(
 ) -> Dataset:
     "The first `n` rows of DAPO-Math-17k (open-r1's processed English copy), columns prompt, problem, answer."
     return load_source(DAPO_MATH, data_dir, n, template)
+
+# %% ../nbs/05_data.ipynb #267182f2
+RG_PREFIX = "rg:"  # a reasoning-gym task: rg:basic_arithmetic
+DEPRECATED_RG_PREFIX = "reasoning-gym:"  # the old spelling, accepted with a warning
+DAPO = "dapo-math"
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name
+
+
+def canonical_name(
+    name: str,  # a dataset name as typed
+) -> str:
+    "`name` with the reasoning-gym prefix spelled `rg:` (the old `reasoning-gym:` warns)."
+    if name.startswith(DEPRECATED_RG_PREFIX):
+        fixed = RG_PREFIX + name.removeprefix(DEPRECATED_RG_PREFIX)
+        warnings.warn(f"dataset name {name!r}: the prefix {DEPRECATED_RG_PREFIX!r} is deprecated, write {fixed!r}",
+                      FutureWarning, stacklevel=2)
+        return fixed
+    return name
+
+# %% ../nbs/05_data.ipynb #5ca77316
+def check_dataset(
+    name: str,  # rg:TASK, dapo-math, a benchmark name, a local path or a hub id
+    hub: bool = True,  # whether local paths and hub ids are allowed (held-out sets: only named sources)
+) -> str:
+    "The canonical name of `name`, or a `ValueError` naming the closest valid name."
+    name = canonical_name(name)
+    if name.startswith(RG_PREFIX):
+        from reasoning_gym.factory import DATASETS
+        task, tasks = name.removeprefix(RG_PREFIX), [*TASK_PRESETS, *DATASETS]
+        if task not in tasks:
+            raise ValueError(f"unknown reasoning-gym task {task!r}{did_you_mean(task, tasks)}; the "
+                             f"{len(DATASETS)} tasks are reasoning_gym.factory.DATASETS, plus {', '.join(TASK_PRESETS)}")
+        return name
+    named = [DAPO, *BENCHMARKS]
+    if name in named or (hub and (Path(name).expanduser().exists() or HUB_ID.match(name))):
+        return name
+    valid = f"{RG_PREFIX}TASK, {', '.join(named)}" + (", a local path or a hub id 'owner/name'" if hub else "")
+    raise ValueError(f"unknown dataset {name!r}{did_you_mean(name, [*named, RG_PREFIX + name.split(':')[-1]])}; "
+                     f"use {valid}")
+
+# %% ../nbs/05_data.ipynb #bde68c93
+def default_reward(
+    name: str,  # a dataset name (`check_dataset`)
+) -> Callable:
+    "The reward that scores completions of the dataset `name`: its task's scorer for rg:TASK, else math accuracy."
+    from denser.rewards import math_accuracy_reward, reasoning_gym_reward
+    return reasoning_gym_reward if canonical_name(name).startswith(RG_PREFIX) else math_accuracy_reward
+
+
+@dataclass
+class Resolved:
+    "A named dataset's rows and the reward function that scores completions of them."
+    dataset: Dataset  # a `prompt` column and whatever the reward reads
+    reward: Callable  # a TRL reward function
+
+
+def resolve(
+    name: str,  # rg:TASK, dapo-math, a benchmark, a local path or a hub id (`check_dataset`)
+    split: str = "train",  # "train" or "eval" for rg tasks; the split name for hub datasets
+    n: int | None = None,  # rows (rg tasks and dapo-math generate/load this many, default 1000); else the first n
+    seed: int = 0,  # reasoning-gym generation seed
+    distinct: bool = False,  # rg tasks: no question twice
+    template: str = DEFAULT_PROMPT_TEMPLATE,  # prompt template, a key of `PROMPT_TEMPLATES`
+    data_dir: str | os.PathLike | None = None,  # local copies of dapo-math and the benchmarks; default $DENSER_DATA_DIR
+    dataset_config: str | None = None,  # hub datasets: the config name
+) -> Resolved:
+    "The rows of the dataset `name` and its reward."
+    name = check_dataset(name)
+    if name.startswith(RG_PREFIX):
+        rows = reasoning_gym_dataset(name.removeprefix(RG_PREFIX), n=n or 1000, seed=seed,
+                                     split="eval" if split != "train" else "train", distinct=distinct, template=template)
+    elif name == DAPO:
+        rows = load_dapo_math(n=n or 1000, data_dir=data_dir, template=template)
+    else:
+        rows = (load_benchmark(name, data_dir, template=template) if name in BENCHMARKS
+                else load_dataset(name, dataset_config, split=split))
+        rows = rows.select(range(min(n, len(rows)))) if n is not None else rows
+    return Resolved(rows, default_reward(name))

@@ -5,17 +5,22 @@
 # %% ../nbs/19_execute.ipynb #22b6de95
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+
+import yaml
 
 import denser
 from .cli import require_extra
 
 # %% auto #0
-__all__ = ['PACKAGED_EXPERIMENTS', 'EXPERIMENT_NOTEBOOKS', 'experiment_notebook', 'run_notebook', 'write_atomic', 'add_arguments',
-           'run']
+__all__ = ['PACKAGED_EXPERIMENTS', 'EXPERIMENT_NOTEBOOKS', 'RUN_ENVIRONMENT', 'experiment_notebook', 'run_environment',
+           'papermill_command', 'failure', 'run_notebook', 'write_atomic', 'add_arguments', 'run']
 
 # %% ../nbs/19_execute.ipynb #0f4e3e9f
 PACKAGED_EXPERIMENTS = Path(denser.__file__).parent / "experiments"  # the copies an installed wheel carries (setup.py)
@@ -36,23 +41,66 @@ def experiment_notebook(
     return path
 
 # %% ../nbs/19_execute.ipynb #95bb86b9
+RUN_ENVIRONMENT = {  # set for every run's process (papermill and its kernel) unless the caller's environment sets it
+    "MALLOC_MMAP_MAX_": "0",  # glibc: large blocks from the heap, not fresh pages from the kernel at every allocation
+    "MALLOC_TRIM_THRESHOLD_": str(2**34),  # and freed memory kept for the next step, not returned to the kernel
+}
+
+
+def run_environment(
+    environ: dict | None = None,  # the caller's environment; default `os.environ`
+) -> dict:
+    "The environment a run's process starts with: the caller's, plus `RUN_ENVIRONMENT` where it sets nothing."
+    return {**RUN_ENVIRONMENT, **(os.environ if environ is None else environ)}
+
+
+def papermill_command(
+    notebook: Path,  # the parameterized notebook
+    executed: Path,  # where the executed copy goes
+    parameters_file: Path,  # a YAML file of the values to inject
+    cwd: Path,  # the kernel's working directory
+    kernel: str = "python3",  # Jupyter kernel
+) -> list[str]:
+    "The papermill command line of one execution (explicit kernel and language, log to stdout)."
+    return [sys.executable, "-m", "papermill", str(notebook), str(executed), "-f", str(parameters_file), "--cwd", str(cwd),
+            "-k", kernel, "--language", "python", "--no-progress-bar", "--log-output"]
+
+
+def failure(
+    executed: Path,  # an executed notebook
+) -> str:
+    "Which cell of an executed notebook raised, and what."
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return "the notebook did not run (no executed copy was written)"
+    code_cells = [c for c in cells if c["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                first_line = "".join(cell["source"]).strip().splitlines()[:1]
+                return f"code cell {number} ({first_line[0][:60] if first_line else ''!r}): {output['ename']}: {output['evalue']}"
+    return "the kernel stopped without reporting an error (killed or out of memory?)"
+
+
 def run_notebook(
     notebook: str | Path,  # the parameterized notebook to execute
     out_dir: str | Path,  # working directory of the run; the executed notebook is written here
     parameters: dict | None = None,  # plain values injected after the `parameters` cell
-    timeout: int | None = None,  # seconds allowed per cell; None = no limit
+    timeout: int | None = None,  # seconds allowed for the whole notebook; None = no limit
     kernel: str = "python3",  # Jupyter kernel to run it with
 ) -> Path:
-    "Execute `notebook` with papermill in `out_dir` and return the path of the executed copy."
+    "Execute `notebook` in `out_dir` in a child papermill process; the executed copy, or a RuntimeError naming the failing cell."
     require_extra("papermill", "ipykernel", purpose="executing notebooks")
-    import papermill
-
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    executed = out / Path(notebook).name
-    papermill.execute_notebook(str(notebook), str(executed), parameters=parameters or {}, cwd=str(out),
-                               kernel_name=kernel, language="python", execution_timeout=timeout,
-                               progress_bar=False)
+    executed, parameters_file = out / Path(notebook).name, out / "parameters.yaml"
+    write_atomic(parameters_file, yaml.safe_dump(parameters or {}, sort_keys=True))
+    with open(out / "log.txt", "w") as log:
+        result = subprocess.run(papermill_command(Path(notebook), executed, parameters_file, out, kernel), stdout=log,
+                                stderr=subprocess.STDOUT, env=run_environment(), timeout=timeout)
+    if result.returncode:
+        raise RuntimeError(f"{Path(notebook).name} failed: {failure(executed)} (log: {out / 'log.txt'})")
     return executed
 
 # %% ../nbs/19_execute.ipynb #14d08d7e

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import itertools
 import json
 import os
 import shlex
@@ -20,127 +18,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import psutil
 import yaml
 
-import denser
-
-from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook, write_atomic
+from .execute import (RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment,
+                             write_atomic)
+from .experiment import (Experiment, Run, check_name, check_specs, declared_parameters, list_experiments, load_experiment,
+                               stale_reason)
+from .results import RunResult, read_status
 
 # %% auto #0
-__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'RUN_ENVIRONMENT', 'code_version', 'notebook_code_hash', 'Run', 'Experiment',
-           'load_experiment', 'list_experiments', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir',
-           'run_environment', 'declared_parameters', 'progress_line', 'execute_run', 'is_done', 'Stop', 'reproduce',
-           'add_arguments', 'run']
-
-# %% ../nbs/11_reproduce.ipynb #8a2e00ec
-@cache
-def code_version() -> str:
-    "A hash of the package's code (every denser/*.py) and version: results of other code are never reused."
-    digest = hashlib.sha256(denser.__version__.encode())
-    for path in sorted(Path(denser.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def notebook_code_hash(
-    notebook: Path,  # a parameterized notebook
-) -> str:
-    "A hash of the notebook's code cells (markdown and outputs do not change what a run computes)."
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    code = "\0".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    return hashlib.sha256(code.encode()).hexdigest()[:12]
-
-
-@dataclass
-class Run:
-    "One execution of a parameterized notebook."
-    name: str  # folder name under runs/EXPERIMENT/
-    notebook: str  # stem of a notebook in nbs/experiments
-    parameters: dict = field(default_factory=dict)  # plain values injected by papermill
-
-    @property
-    def fingerprint(self) -> str:
-        "A hash of what determines the run's outputs: the parameters, the notebook's code and the package's code."
-        payload = json.dumps(dict(notebook=self.notebook, parameters=self.parameters, code=code_version(),
-                                  notebook_code=notebook_code_hash(experiment_notebook(self.notebook))),
-                             sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Experiment:
-    "A named list of runs plus the report that summarises them."
-    name: str  # the experiment's name, also its folder under runs/
-    runs: list[Run]  # in execution order
-    report: Run | None = None  # executed in runs/EXPERIMENT/ after the runs
-    description: str = ""  # one paragraph for --list
-    run_timeout: int = 3600  # seconds allowed per run
-    jobs: int = 1  # runs executed at once (each in its own process); runs must not depend on each other if > 1
-
-# %% ../nbs/11_reproduce.ipynb #317fa7fd
-def _plain(value) -> bool:
-    "Whether papermill can inject `value` (plain values only)."
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return True
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
-
-
-def _expand(spec: dict, defaults: dict, source: str) -> list[Run]:
-    "The runs of one `runs:` entry: one run, or one per combination of its `grid`."
-    unknown = set(spec) - {"name", "notebook", "parameters", "grid"}
-    if unknown or "name" not in spec or "notebook" not in spec:
-        raise ValueError(f"{source}: each run needs `name` and `notebook` (optional: `parameters`, `grid`); "
-                         f"got keys {sorted(spec)}")
-    grid = spec.get("grid") or {}
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
-    runs = []
-    for combo in combos:
-        parameters = {**defaults, **(spec.get("parameters") or {}), **combo}
-        bad = [k for k, v in parameters.items() if not _plain(v)]
-        if bad:
-            raise ValueError(f"{source}: parameters {bad} of run {spec['name']!r} are not plain values "
-                             "(str, int, float, bool, None, or lists/dicts of them)")
-        runs.append(Run(str(spec["name"]).format(**parameters), str(spec["notebook"]), parameters))
-    return runs
-
-# %% ../nbs/11_reproduce.ipynb #a4e8e334
-def load_experiment(
-    name_or_path: str | Path,  # an experiment name (a YAML file in nbs/experiments) or a path to one
-) -> Experiment:
-    "Read and check an experiment file."
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = EXPERIMENT_NOTEBOOKS / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise ValueError(f"unknown experiment {str(name_or_path)!r}; available: {', '.join(list_experiments()) or 'none'}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    defaults = spec.get("defaults") or {}
-    runs = [run for entry in spec.get("runs") or [] for run in _expand(entry, defaults, str(path))]
-    if not runs:
-        raise ValueError(f"{path}: the experiment lists no runs")
-    names = [run.name for run in runs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"{path}: run names must be unique, repeated: {duplicates}")
-    report = spec.get("report")
-    return Experiment(
-        name=spec.get("name", path.stem), runs=runs, description=spec.get("description", ""),
-        run_timeout=int(spec.get("run_timeout", 3600)), jobs=int(spec.get("jobs", 1)),
-        report=Run("report", report["notebook"], {**defaults, **(report.get("parameters") or {})}) if report else None,
-    )
-
-
-def list_experiments() -> list[str]:
-    "Names of the experiment files in nbs/experiments."
-    return sorted(p.stem for p in EXPERIMENT_NOTEBOOKS.glob("*.yaml"))
+__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir', 'progress_line',
+           'execute_run', 'run_state', 'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #1595adf7
 GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when runs are stopped
@@ -265,45 +156,7 @@ def claim_run_dir(
         lock.flush()
         yield lock
 
-# %% ../nbs/11_reproduce.ipynb #1ea3bcfd
-def _failure(executed: Path) -> str:
-    "Which cell of an executed notebook raised, and what."
-    try:
-        cells = json.loads(executed.read_text())["cells"]
-    except (OSError, ValueError, KeyError):
-        return "the notebook did not run (no executed copy was written)"
-    code_cells = [c for c in cells if c["cell_type"] == "code"]
-    for number, cell in enumerate(code_cells, 1):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                first_line = "".join(cell["source"]).strip().splitlines()[:1]
-                return f"code cell {number} ({first_line[0][:60] if first_line else ''!r}): {output['ename']}: {output['evalue']}"
-    return "the kernel stopped without reporting an error (killed or out of memory?)"
-
-# %% ../nbs/11_reproduce.ipynb #bd7fee57
-RUN_ENVIRONMENT = {  # set for every run's process (papermill and its kernel) unless the caller's environment sets it
-    "MALLOC_MMAP_MAX_": "0",  # glibc: large blocks from the heap, not fresh pages from the kernel at every allocation
-    "MALLOC_TRIM_THRESHOLD_": str(2**34),  # and freed memory kept for the next step, not returned to the kernel
-}
-
-
-def run_environment(
-    environ: dict | None = None,  # the caller's environment; default `os.environ`
-) -> dict:
-    "The environment a run's process starts with: the caller's, plus `RUN_ENVIRONMENT` where it sets nothing."
-    return {**RUN_ENVIRONMENT, **(os.environ if environ is None else environ)}
-
 # %% ../nbs/11_reproduce.ipynb #865c24cc
-def declared_parameters(
-    notebook: Path,  # a parameterized notebook
-) -> set[str]:
-    "Names assigned in the notebook's `parameters` cell (an experiment's shared defaults pass only these)."
-    from papermill.translators import papermill_translators
-    cells = [c for c in json.loads(Path(notebook).read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    translator = papermill_translators.find_translator("python3", "python")
-    return {parameter.name for cell in cells for parameter in translator.inspect({"source": "".join(cell["source"])})}
-
-
 def progress_line(
     step: int | None,  # steps done
     total: int | None,  # steps in all
@@ -336,14 +189,12 @@ def execute_run(
     # every notebook writes its outputs to `out_dir`: the run's folder (the experiment's for the report); an
     # experiment's shared defaults reach a notebook only where it declares them (no papermill warnings)
     notebook = experiment_notebook(run.notebook)
-    passed = {k: v for k, v in {**run.parameters, "out_dir": str(run_dir)}.items() if k in declared_parameters(notebook)}
+    passed = run.injected(str(run_dir), declared_parameters(notebook))
     write_atomic(run_dir / "parameters.yaml", yaml.safe_dump(passed, sort_keys=True))
-    command = [sys.executable, "-m", "papermill", str(notebook), str(executed),
-               "-f", str(run_dir / "parameters.yaml"), "--cwd", str(run_dir), "-k", kernel, "--language", "python",
-               "--no-progress-bar", "--log-output"]
+    command = papermill_command(notebook, executed, run_dir / "parameters.yaml", run_dir, kernel)
     (run_dir / "progress.json").unlink(missing_ok=True)
-    write_atomic(run_dir / "status.json", json.dumps(dict(ok=False, outcome="running", fingerprint=run.fingerprint,
-                                                          pid=os.getpid()), indent=1))
+    record = dict(notebook=run.notebook, fingerprint=run.fingerprint, inputs=run.inputs, code=run.code)
+    write_atomic(run_dir / "status.json", json.dumps(dict(ok=False, outcome="running", pid=os.getpid(), **record), indent=1))
     started, last_progress, timed_out = time.time(), None, False
     with open(run_dir / "log.txt", "w") as log:
         child = processes.start(command, stdout=log, stderr=subprocess.STDOUT, env=run_environment(),
@@ -366,7 +217,7 @@ def execute_run(
             if child is not None:
                 processes.finished(child)
     seconds = round(time.time() - started, 1)
-    status = dict(ok=False, fingerprint=run.fingerprint, seconds=seconds)
+    status = dict(ok=False, seconds=seconds, **record)
     if child is not None and child.returncode == 0:
         status.update(ok=True, outcome="ok")
     elif processes.reason:
@@ -374,18 +225,34 @@ def execute_run(
     elif timed_out:
         status.update(outcome="timed out", error=f"timed out after {timeout} s (run_timeout); last cell state in {executed.name}")
     else:
-        status.update(outcome="failed", error=_failure(executed))
+        status.update(outcome="failed", error=failure(executed))
     write_atomic(run_dir / "status.json", json.dumps(status, indent=1))
     return status
 
 
-def is_done(run: Run, run_dir: Path) -> bool:
-    "Whether `run_dir` holds a successful run with the same parameters."
+def run_state(
+    run: Run,  # the run as the experiment file describes it
+    run_dir: Path,  # its folder
+) -> str | None:
+    "None when `run_dir` holds this run done (status ok, same inputs and code, its result record readable), else why not."
+    if not (run_dir / "status.json").exists():
+        return "not run yet"
     try:
-        status = json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return status.get("ok") is True and status.get("fingerprint") == run.fingerprint
+        status = read_status(run_dir)
+    except ValueError as error:
+        return str(error)
+    reason = stale_reason(run, status)
+    if reason is None and run.notebook == "train":
+        try:
+            RunResult.load(run_dir)
+        except ValueError as error:
+            return str(error)
+    return reason
+
+
+def is_done(run: Run, run_dir: Path) -> bool:
+    "Whether `run_dir` holds this run done (`run_state` is None)."
+    return run_state(run, run_dir) is None
 
 # %% ../nbs/11_reproduce.ipynb #20e796f8
 class Stop(BaseException):
@@ -420,10 +287,6 @@ def _signals_stop(
             signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 # %% ../nbs/11_reproduce.ipynb #50b830d6
-def _read_status(run_dir: Path) -> dict:
-    return json.loads((run_dir / "status.json").read_text())
-
-
 def reproduce(
     experiment: Experiment,  # what to run
     runs_root: str | Path = "runs",  # runs go to runs_root/EXPERIMENT/RUN
@@ -440,16 +303,16 @@ def reproduce(
     started = time.time()
     for i, run in enumerate(selected, 1):
         run_dir = root / run.name
-        done = not force and is_done(run, run_dir)
+        why = "--force" if force else run_state(run, run_dir)
         label = f"run {i} of {len(selected)}: {run.name} ({run.notebook})"
-        if not done and not dry_run and (run_dir / "status.json").exists() and _read_status(run_dir).get("ok"):
-            echo(f"{label}: its earlier result is stale (parameters, notebook code or package code changed) or --force; rerunning")
         if dry_run:
-            echo(f"{label} {'[done, would skip]' if done else ''} {json.dumps(run.parameters, sort_keys=True)}")
-        elif done:
-            echo(f"{label}: done before with the same parameters, skipped")
-            statuses[run.name] = _read_status(run_dir)
+            echo(f"{label}: {'done, would skip' if why is None else f'would run ({why})'}")
+        elif why is None:
+            echo(f"{label}: done before with the same inputs and code, skipped")
+            statuses[run.name] = read_status(run_dir)
         else:
+            if why != "not run yet":
+                echo(f"{label}: runs again: {why}")
             pending.append((label, run, run_dir))
     if dry_run:
         return statuses
@@ -465,7 +328,7 @@ def reproduce(
                 return run.name, dict(ok=False, outcome="busy", error=f"executed by another process ({holder})")
             if not report and not force and is_done(run, run_dir):
                 echo(f"{label}: done meanwhile by another denser reproduce, skipped")
-                return run.name, _read_status(run_dir)
+                return run.name, read_status(run_dir)
             echo(f"{label}: started, {time.time() - started:.0f} s into the experiment")
             status = execute_run(run, run_dir, experiment.run_timeout, echo=echo, processes=processes, lock=lock)
         outcome = "ok" if status["ok"] else f"{status['outcome'].upper()}: {status['error']} (see {run_dir / 'log.txt'})"
@@ -500,11 +363,12 @@ def add_arguments(parser):
     "Arguments of `denser reproduce`."
     parser.add_argument("experiment", nargs="?", help="experiment name (see --list) or path to an experiment YAML")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--dry-run", action="store_true", help="print the runs that would execute and exit")
+    parser.add_argument("--dry-run", action="store_true", help="check the experiment file and every run's spec, print "
+                        "which runs would execute and why (not run yet, parameters or code changed), and exit")
     parser.add_argument("--runs-dir", default="runs", help="root folder of run outputs (default: runs)")
     parser.add_argument("--only", default="", help="comma-separated run names to execute (default: all)")
     parser.add_argument("--force", action="store_true", help="rerun runs that are done (default: reuse results whose "
-                        "parameters, notebook code and package code match)")
+                        "inputs and code match: the notebook's code cells and the denser modules it imports)")
 
 
 def _print_line(line: str):
@@ -520,6 +384,9 @@ def run(args) -> int:
             print(f"{name:22s} {load_experiment(name).description.split('. ')[0]}")
         return 0
     experiment = load_experiment(args.experiment)
+    if args.dry_run:
+        for line in check_specs(experiment):
+            print(f"  {line}")
     only = [n for n in args.only.split(",") if n]
     unknown = sorted(set(only) - {r.name for r in experiment.runs})
     if unknown:

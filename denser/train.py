@@ -6,28 +6,23 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
-import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from huggingface_hub import constants
 from transformers import AutoConfig
-from trl import (DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config,
-                 get_quantization_config)
-from trl.scripts.grpo import GRPOScriptArguments
+from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config, get_quantization_config
 
 import denser
 from . import cli, data, models, rewards
+from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields
 from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
 
 # %% auto #0
-__all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'DenseRScriptArguments', 'config_dir', 'find_config',
-           'add_arguments', 'read_config', 'parse', 'load_model', 'check_dataset_name', 'load_named_dataset',
+__all__ = ['REWARDS', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'config_dir', 'find_config', 'add_arguments', 'parse', 'load_model',
            'load_datasets', 'reward_functions', 'write_model_card', 'push', 'build_trainer', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
@@ -37,31 +32,6 @@ REWARDS = {
     "reasoning_gym_partial_reward": rewards.reasoning_gym_partial_reward,  # the task's own score, with partial credit
     "format_reward": rewards.format_reward,  # one <think> block, then a \boxed{} answer
 }
-REASONING_GYM = "reasoning-gym:"
-
-
-@dataclass
-class DenseRScriptArguments(GRPOScriptArguments):
-    "TRL's GRPO script arguments plus DenseR's named data sources and sample limits."
-
-    eval_dataset_name: str | None = field(
-        default=None,
-        metadata={"help": "Evaluation data, named like dataset_name. Default: the eval split of a reasoning-gym "
-                  "task, else dataset_test_split of dataset_name. Used only when eval_strategy is not 'no'."},
-    )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep the first N training rows (reasoning-gym and dapo-math: generate/load "
-                                "N rows; default 1000 for those)."},
-    )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N evaluation rows."})
-    data_dir: str | None = field(
-        default=None, metadata={"help": "Local directory with the JSON-lines copies of dapo-math and the benchmarks "
-                                "(default: $DENSER_DATA_DIR, else the hub)."},
-    )
-    prompt_template: str = field(
-        default=data.DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt of the denser sources (reasoning-gym, dapo-math, "
-                                                  f"benchmarks): {', '.join(data.PROMPT_TEMPLATES)}."},
-    )
 
 # %% ../nbs/07a_train_cli.ipynb #b5c99f04
 def config_dir() -> Path:
@@ -98,13 +68,13 @@ def find_config(
                             f"example configs: {', '.join(examples)}")
 
 # %% ../nbs/07a_train_cli.ipynb #b716b8d0
-DATACLASS_TYPES = (DenseRScriptArguments, DenseRConfig, ModelConfig, DatasetMixtureConfig)
+DATACLASS_TYPES = RUN_TYPES  # the dataclasses of a run (denser.run)
 COMMON_FIELDS = (  # `--help` shows these after DenseR's; `--help-all` shows every field
     "model_name_or_path", "dtype", "use_peft", "dataset_name", "eval_dataset_name", "max_train_samples", "data_dir",
     "reward_funcs", "output_dir", "max_steps", "learning_rate", "per_device_train_batch_size",
     "gradient_accumulation_steps", "num_generations", "max_completion_length", "temperature", "beta", "seed",
     "logging_steps", "eval_strategy", "save_strategy", "report_to", "use_cpu", "bf16", "use_vllm", "push_to_hub",
-    "hub_model_id", "resume_from_checkpoint",
+    "hub_model_id", "resume_from_checkpoint", "precision", "held_out_every", "held_out_set",
 )
 
 
@@ -151,48 +121,15 @@ def add_arguments(
                 group._add_action(action)
 
 # %% ../nbs/07a_train_cli.ipynb #f49a7ca0
-def _field_names() -> set[str]:
-    return {f.name for dataclass_type in DATACLASS_TYPES for f in dataclasses.fields(dataclass_type)}
-
-
-def read_config(
-    path: Path,  # a YAML file
-) -> dict:
-    "The field values of a YAML config file, checked to be a mapping of known fields; its `env:` mapping is applied."
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path} is not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a YAML mapping of field names to values, not a {type(config).__name__}")
-    environment = config.pop("env", None) or {}
-    if not isinstance(environment, dict):
-        raise ValueError(f"{path}: `env` must map environment variable names to values")
-    names = _field_names()
-    unknown = [str(key) for key in config if key not in names]
-    if unknown:
-        listed = ", ".join(f"{key!r}{cli.did_you_mean(key, names)}" for key in unknown)
-        raise ValueError(f"{path}: unknown field{'s' * (len(unknown) > 1)} {listed}; `denser train --help-all` lists them all")
-    os.environ.update({str(name): str(value) for name, value in environment.items()})
-    return config
-
-
 def parse(
     args: argparse.Namespace,  # from a parser prepared by `add_arguments`
-) -> tuple[DenseRScriptArguments, DenseRConfig, ModelConfig, DatasetMixtureConfig]:
-    "The four dataclasses from defaults, then `args.config`, then the flags given on the command line."
-    parser = TrlParser(DATACLASS_TYPES, exit_on_error=False)  # a bad value raises instead of printing every field's usage
+) -> RunSpec:
+    "The run from the dataclass defaults, then `args.config`, then the flags given on the command line."
     path = find_config(args.config) if getattr(args, "config", None) else None
-    if path:
-        parser.set_defaults_with_config(**read_config(path))
-    names = _field_names()
-    parser.set_defaults_with_config(**{k: v for k, v in vars(args).items() if k in names})
-    try:
-        return tuple(parser.parse_args_into_dataclasses(args=[]))
-    except argparse.ArgumentError as error:  # flags were converted by the sub-parser: the value is the file's
-        raise ValueError(f"{path or 'the command line'}: {error}") from None
+    mapping = read_config(path) if path else {}
+    names = run_fields()
+    flags = {k: v for k, v in vars(args).items() if k in names}  # converted by the sub-parser
+    return RunSpec.from_mapping({**mapping, **flags}, str(path or "the command line"))
 
 # %% ../nbs/07a_train_cli.ipynb #dd55b5b4
 def load_model(
@@ -219,81 +156,43 @@ def load_model(
                                            dtype=model_args.dtype) | (training_args.model_init_kwargs or {})
     return name, None
 
-# %% ../nbs/07a_train_cli.ipynb #bb929468
-def check_dataset_name(
-    name: str,  # a name for `load_named_dataset`
-):
-    "Raise a `ValueError` naming the closest valid name unless `name` is a denser source, a local path or a hub id."
-    if name.startswith(REASONING_GYM):
-        from reasoning_gym.factory import DATASETS
-        task, tasks = name.removeprefix(REASONING_GYM), [*DATASETS, *data.TASK_PRESETS]
-        if task not in tasks:
-            raise ValueError(f"unknown reasoning-gym task {task!r}{cli.did_you_mean(task, tasks)}; the {len(DATASETS)} "
-                             f"tasks are reasoning_gym.factory.DATASETS, plus {', '.join(data.TASK_PRESETS)}")
-        return
-    named = ["dapo-math", *data.BENCHMARKS]
-    if name in named or Path(name).expanduser().exists() or models.HUB_ID.match(name):
-        return
-    raise ValueError(f"unknown dataset {name!r}{cli.did_you_mean(name, [*named, REASONING_GYM + name.split(':')[-1]])}: "
-                     f"use '{REASONING_GYM}<task>', a hub id 'owner/name', a local path, 'dapo-math' or one of "
-                     f"{', '.join(data.BENCHMARKS)}")
-
-
-def load_named_dataset(
-    name: str,  # `reasoning-gym:<task>`, `dapo-math`, a `denser.data` benchmark, a hub id or a local path
-    split: str,  # "train" or "eval" for denser sources; the split name for hub datasets
-    script_args: DenseRScriptArguments,  # dataset_config, data_dir, seed source
-    limit: int | None = None,  # keep the first `limit` rows
-    seed: int = 0,  # reasoning-gym generation seed
-) -> Dataset:
-    "Rows with a `prompt` column (and whatever the rewards read) from a named source."
-    if name.startswith(REASONING_GYM):
-        return data.reasoning_gym_dataset(name.removeprefix(REASONING_GYM), n=limit or 1000, seed=seed,
-                                          split="eval" if split != "train" else "train", template=script_args.prompt_template)
-    if name == "dapo-math":
-        return data.load_dapo_math(n=limit or 1000, data_dir=script_args.data_dir, template=script_args.prompt_template)
-    if name in data.BENCHMARKS:
-        dataset = data.load_benchmark(name, data_dir=script_args.data_dir, template=script_args.prompt_template)
-    else:
-        dataset = load_dataset(name, script_args.dataset_config, split=split)
-    return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
-
 # %% ../nbs/07a_train_cli.ipynb #a5042335
 def load_datasets(
     script_args: DenseRScriptArguments,
     training_args: DenseRConfig,
     dataset_args: DatasetMixtureConfig,  # TRL's dataset mixture; wins over dataset_name when given
 ) -> tuple[Dataset, Dataset | None]:
-    "Training and (when evaluating) evaluation datasets."
+    "Training and (when evaluating) evaluation datasets, named as `denser.data.resolve` names them."
     evaluate = training_args.eval_strategy != "no"
     if dataset_args.datasets:
         mixture = get_dataset(dataset_args)
         return mixture[script_args.dataset_train_split], mixture.get(script_args.dataset_test_split) if evaluate else None
     if not script_args.dataset_name:
         raise ValueError("dataset_name is required (or a `datasets` mixture): a hub id, a local path, "
-                         f"'{REASONING_GYM}<task>', 'dapo-math' or one of {', '.join(data.BENCHMARKS)}")
-    for name in (script_args.dataset_name, script_args.eval_dataset_name if evaluate else None):
-        if name:
-            check_dataset_name(name)
-    data.check_prompt_template(script_args.prompt_template)
-    train = load_named_dataset(script_args.dataset_name, script_args.dataset_train_split, script_args,
-                               script_args.max_train_samples, training_args.seed)
+                         f"'{data.RG_PREFIX}<task>', '{data.DAPO}' or one of {', '.join(data.BENCHMARKS)}")
+    eval_name = (script_args.eval_dataset_name or script_args.dataset_name) if evaluate else None
+    if eval_name:
+        data.check_dataset(eval_name)  # before the training rows are made
+    train = data.resolve(script_args.dataset_name, script_args.dataset_train_split, script_args.max_train_samples,
+                         training_args.seed, script_args.distinct_prompts, script_args.prompt_template,
+                         script_args.data_dir, script_args.dataset_config).dataset
     if not evaluate:
         return train, None
-    eval_name = script_args.eval_dataset_name or script_args.dataset_name
-    eval_split = "eval" if eval_name.startswith(REASONING_GYM) else script_args.dataset_test_split
-    return train, load_named_dataset(eval_name, eval_split, script_args, script_args.max_eval_samples,
-                                     training_args.seed)
+    eval_split = "eval" if data.canonical_name(eval_name).startswith(data.RG_PREFIX) else script_args.dataset_test_split
+    return train, data.resolve(eval_name, eval_split, script_args.max_eval_samples, training_args.seed,
+                               template=script_args.prompt_template, data_dir=script_args.data_dir,
+                               dataset_config=script_args.dataset_config).dataset
 
 # %% ../nbs/07a_train_cli.ipynb #50b53359
 def reward_functions(
     script_args: DenseRScriptArguments,
 ) -> list:
     "The reward functions (and reward model) named by `reward_funcs` and `reward_model_name_or_path`."
-    default = "reasoning_gym_reward" if (script_args.dataset_name or "").startswith(REASONING_GYM) else "math_accuracy_reward"
     import trl.rewards
     found = [script_args.reward_model_name_or_path] if script_args.reward_model_name_or_path else []
-    for name in script_args.reward_funcs or [default]:
+    if not script_args.reward_funcs:
+        return [*found, data.default_reward(script_args.dataset_name or "")]
+    for name in script_args.reward_funcs:
         if name in REWARDS:
             found.append(REWARDS[name])
         elif hasattr(trl.rewards, name):
@@ -353,11 +252,15 @@ def build_trainer(
 def run(
     args: argparse.Namespace,  # parsed by a parser prepared with `add_arguments`
 ) -> int:
-    "Train; save the model, `trainer_state.json` and the model card to `output_dir`; push when asked. `denser train`."
-    script_args, training_args, model_args, dataset_args = parse(args)
-    trainer = build_trainer(script_args, training_args, model_args, dataset_args)
+    "Train; save the model, `trainer_state.json`, the model card and the `RunResult` to `output_dir`; push when asked."
+    from denser.held_out import start_run
+    spec = parse(args)
+    script_args, training_args = spec.script, spec.training
+    trainer, recorder = start_run(spec)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
+    recorder.finish(trainer)
+    if spec.run.save_model:
+        trainer.save_model(training_args.output_dir)
     trainer.save_state()
     write_model_card(trainer, script_args.dataset_name)
     trainer.accelerator.print(f"model, trainer_state.json and model card saved to {training_args.output_dir}")

@@ -24,9 +24,9 @@ if [ -d "docs/results/$experiment/raw" ]; then
 fi
 if [ ! -d "$tree" ]; then git worktree add --detach "$tree" "$full" >/dev/null; fi
 [ "$(git -C "$tree" rev-parse HEAD)" = "$full" ] || { echo "$tree is not at $full" >&2; exit 1; }
-# glibc keeps freed memory in the process: this checkout's denser.reproduce.RUN_ENVIRONMENT (the caller's environment
+# glibc keeps freed memory in the process: this checkout's denser.execute.RUN_ENVIRONMENT (the caller's environment
 # wins), which commits older than e02f383 do not set for their runs: the same results, far less time in the kernel
-memory=$("$root/.venv/bin/python" -c 'from denser.reproduce import RUN_ENVIRONMENT, run_environment
+memory=$("$root/.venv/bin/python" -c 'from denser.execute import RUN_ENVIRONMENT, run_environment
 environment = run_environment(); print(*(f"{name}={environment[name]}" for name in RUN_ENVIRONMENT))')
 cd "$tree"
 exec env $memory PYTHONPATH="$tree" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 MPLBACKEND=Agg \

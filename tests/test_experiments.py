@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from denser.experiment import check_experiment
-from denser.reproduce import list_experiments, load_experiment
+from denser.experiment import CPU_STAND_INS, list_experiments, load_experiment
+from denser.run import RunSpec
 
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
 DENSER = str(Path(sys.executable).parent / "denser")
@@ -29,10 +29,44 @@ def offline_data(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list_experiments())
 def test_every_experiment_builds_offline(name, offline_data, tmp_path):
-    lines = check_experiment(load_experiment(name), str(tmp_path), stand_ins={"model_name": "tiny-qwen3"},
-                             data_dir=offline_data)
-    assert len(lines) == len(load_experiment(name).runs)
-    assert all(line.endswith("ok") or "nothing to build" in line for line in lines)
+    "Every run's spec parses (GPU experiments with CPU stand-ins) and its training data is made offline."
+    experiment = load_experiment(name)
+    for run in experiment.runs:
+        if run.config is None:
+            continue
+        stand_ins = {k: v for k, v in CPU_STAND_INS.items() if k in run.config or k == "use_cpu"}
+        spec = RunSpec.from_mapping({**run.config, "model_name_or_path": "tiny-qwen3", "data_dir": offline_data},
+                                    f"{name} run {run.name}", output_dir=str(tmp_path), **stand_ins)
+        if spec.script.dataset_name:
+            assert len(spec.train_data().dataset) > 0, run.name
+
+
+def test_a_misspelt_key_stops_the_dry_run_in_one_line(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("config: {model_name_or_path: tiny-qwen3}\nruns:\n  - {name: a, notebook: train, config: {denser_bta: 0.3}}\n")
+    result = reproduce(str(path), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'denser_bta'" in lines[0] and "did you mean 'denser_beta'" in lines[0], result.stderr
+
+
+def test_a_config_file_is_a_run_of_an_experiment_unchanged(tmp_path):
+    "configs/tiny.yaml pasted as a run's config trains exactly as `denser train --config tiny`."
+    import yaml
+    from denser.train import config_dir
+    tiny = yaml.safe_load((config_dir() / "tiny.yaml").read_text())
+    path = tmp_path / "pasted.yaml"
+    path.write_text(yaml.safe_dump(dict(name="pasted", runs=[dict(name="tiny", notebook="train", config=tiny)])))
+    result = reproduce(str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    trained = subprocess.run([DENSER, "train", "--config", "tiny", "--output_dir", str(tmp_path / "cli")],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    from denser.results import RunResult
+    notebook, cli = RunResult.load(tmp_path / "runs" / "pasted" / "tiny"), RunResult.load(tmp_path / "cli")
+    keys = ("step", "loss", "reward", "grad_norm", "completions/mean_length")
+    assert [{k: row.get(k) for k in keys} for row in notebook.train] == [{k: row.get(k) for k in keys} for row in cli.train]
+    assert notebook.config == cli.config == tiny
 
 
 def reproduce(*args, cwd):
@@ -48,6 +82,7 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert "grpo-s0" in (out / "results.md").read_text() and "denser-s0" in (out / "results.md").read_text()
     metrics = json.loads((out / "denser-s0" / "metrics.json").read_text())
+    assert metrics["schema"] == 1 and metrics["arm"] == "denser" and metrics["method"] == "denser"
     assert [e["step"] for e in metrics["held_out"]] == [0, 1, 2]
     assert (out / "denser-s0" / "train.ipynb").exists() and (out / "denser-s0" / "log.txt").exists()
     log = (out / "denser-s0" / "log.txt").read_text()
@@ -69,9 +104,15 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
 
     status_path = out / "grpo-s0" / "status.json"  # a result made by other code is stale: rerun, never reused
     status = json.loads(status_path.read_text())
-    status_path.write_text(json.dumps({**status, "fingerprint": "made-by-older-code"}))
+    status_path.write_text(json.dumps({**status, "code": {**status["code"], "denser/weights.py": "edited"}}))
+    dry = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--dry-run", cwd=tmp_path)
+    assert "grpo-s0 (train): would run (code changed: denser/weights.py)" in dry.stdout, dry.stdout
+    assert "denser-s0 (train): done, would skip" in dry.stdout, dry.stdout
     third = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--only", "grpo-s0", cwd=tmp_path)
-    assert third.returncode == 0 and "stale" in third.stdout and "grpo-s0 (train): ok" in third.stdout, third.stdout
+    assert third.returncode == 0 and "code changed" in third.stdout and "grpo-s0 (train): ok" in third.stdout, third.stdout
+    (out / "denser-s0" / "metrics.json").write_text('{"schema": 1, "na')  # a torn record is not a finished run
+    dry = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--dry-run", cwd=tmp_path)
+    assert "denser-s0 (train): would run (" in dry.stdout and "metrics.json: not a readable result record" in dry.stdout
     forced = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--only", "denser-s0", "--force", cwd=tmp_path)
     assert forced.returncode == 0 and "skipped" not in forced.stdout and "denser-s0 (train): ok" in forced.stdout
 
@@ -80,20 +121,21 @@ def test_a_failing_run_fails_alone(tmp_path):
     experiment = tmp_path / "faulty.yaml"
     experiment.write_text("""
 name: faulty
-defaults: {model_name: tiny-qwen3, max_steps: 1, num_generations: 2, prompts_per_step: 1, max_completion_length: 4,
-           eval_every: 0}
+config: {model_name_or_path: tiny-qwen3, dataset_name: "rg:basic_arithmetic", max_train_samples: 1, use_cpu: true,
+         report_to: none, save_strategy: "no", max_steps: 1, num_generations: 2, per_device_train_batch_size: 2,
+         max_completion_length: 4, save_model: false}
 runs:
-  - {name: bad, notebook: train, parameters: {method: ppo}}
-  - {name: good, notebook: train, parameters: {method: denser}}
+  - {name: bad, notebook: train, config: {token_credit: ppo}}
+  - {name: good, notebook: train, config: {token_credit: denser}}
 report: {notebook: report}
 """)
     result = reproduce(str(experiment), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert result.returncode == 1
     assert "1 of 3 failed: bad" in result.stderr
     bad = json.loads((tmp_path / "runs" / "faulty" / "bad" / "status.json").read_text())
-    assert not bad["ok"] and "method must be one of grpo, uniform, denser" in bad["error"] and "code cell" in bad["error"]
+    assert not bad["ok"] and "token_credit must be one of" in bad["error"] and "code cell" in bad["error"]
     assert json.loads((tmp_path / "runs" / "faulty" / "good" / "status.json").read_text())["ok"]
-    assert "Failed runs (see their log.txt): bad (failed)" in (tmp_path / "runs" / "faulty" / "results.md").read_text()
+    assert "Runs left out (see their log.txt): bad (" in (tmp_path / "runs" / "faulty" / "results.md").read_text()
 
 
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
@@ -104,9 +146,18 @@ def test_unknown_experiment_lists_the_available_ones(tmp_path):
 def test_parameters_cells_parse_and_only_declared_parameters_are_passed(tmp_path):
     "papermill reads every parameter line of every experiment notebook (no 'Unable to parse line' in run logs)."
     from denser.execute import EXPERIMENT_NOTEBOOKS
-    from denser.reproduce import declared_parameters
+    from denser.experiment import declared_parameters
 
     for notebook in EXPERIMENT_NOTEBOOKS.glob("*.ipynb"):
         cells = [c for c in json.loads(notebook.read_text())["cells"] if "parameters" in c["metadata"].get("tags", [])]
         assignments = [line for line in "".join(cells[0]["source"]).splitlines() if line and not line.startswith("#")]
         assert len(declared_parameters(notebook)) == len(assignments), notebook.name
+
+
+def test_a_training_run_is_stale_when_the_code_it_imports_changes():
+    "The train notebook's code record holds the trainer's modules, not the plotting ones."
+    from denser.execute import experiment_notebook
+    from denser.experiment import code_record
+    record = code_record(experiment_notebook("train"))
+    assert {"denser/weights.py", "denser/align.py", "denser/trainer.py", "denser/run.py"} <= set(record)
+    assert "denser/viz.py" not in record and "denser/stats.py" not in record

@@ -18,14 +18,15 @@ from denser.eval import EvalConfig, evaluate, read_records
 
 DENSER = str(Path(sys.executable).parent / "denser")
 BENCHMARK_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks")
-TINY_RUN = ("{model_name: tiny-qwen3, method: grpo, num_generations: 2, prompts_per_step: 1, max_completion_length: 4, "
-            "eval_every: 0, sample_groups: 0}")
+TINY_RUN = ("{model_name_or_path: tiny-qwen3, dataset_name: 'rg:basic_arithmetic', use_cpu: true, report_to: none, "
+            "save_strategy: 'no', use_denser: false, num_generations: 2, per_device_train_batch_size: 2, "
+            "max_completion_length: 4, save_model: false}")
 
 
 def experiment(tmp_path, name, runs):
     "An experiment file of tiny GRPO runs (no report) in `tmp_path`."
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\ndefaults: {TINY_RUN}\nruns:\n" + "".join(f"  - {run}\n" for run in runs))
+    path.write_text(f"name: {name}\nconfig: {TINY_RUN}\nruns:\n" + "".join(f"  - {run}\n" for run in runs))
     return path
 
 
@@ -64,8 +65,8 @@ def marked(marker):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_every_process_of_the_run_and_the_resume_command_completes_it(tmp_path, signum):
-    path = experiment(tmp_path, "stoppable", ["{name: long, notebook: train, parameters: {max_steps: 25}}",
-                                              "{name: queued, notebook: train, parameters: {max_steps: 1}}"])
+    path = experiment(tmp_path, "stoppable", ["{name: long, notebook: train, config: {max_steps: 25}}",
+                                              "{name: queued, notebook: train, config: {max_steps: 1}}"])
     run_dir = tmp_path / "runs" / "stoppable" / "long"
     marker = uuid.uuid4().hex
     # its own session, as a terminal's foreground job: Ctrl-C sends SIGINT to the whole process group. A terminal job
@@ -103,7 +104,7 @@ def test_a_signal_stops_every_process_of_the_run_and_the_resume_command_complete
 
 
 def test_two_reproduce_calls_on_one_folder_never_execute_a_run_twice(tmp_path):
-    path = experiment(tmp_path, "shared", ["{name: 'r{seed}', notebook: train, grid: {seed: [0, 1]}, parameters: {max_steps: 10}}"])
+    path = experiment(tmp_path, "shared", ["{name: 'r{seed}', notebook: train, grid: {seed: [0, 1]}, config: {max_steps: 10}}"])
     runs = tmp_path / "runs"
     marker = uuid.uuid4().hex
     first = start(str(path), "--runs-dir", str(runs), cwd=tmp_path, marker=marker)
@@ -122,12 +123,12 @@ def test_two_reproduce_calls_on_one_folder_never_execute_a_run_twice(tmp_path):
 
     third = subprocess.run([DENSER, "reproduce", str(path), "--runs-dir", str(runs)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
-    assert third.returncode == 0 and third.stdout.count("done before with the same parameters, skipped") == 2, third.stdout
+    assert third.returncode == 0 and third.stdout.count("done before with the same inputs and code, skipped") == 2, third.stdout
 
 
 def test_a_held_lock_skips_the_run_and_a_dead_holders_lock_is_taken_over(tmp_path):
-    # `method: ppo` fails in the notebook's first cells: the cheapest run that executes
-    path = experiment(tmp_path, "locked", ["{name: bad, notebook: train, parameters: {method: ppo}}"])
+    # `token_credit: ppo` fails in the notebook's first cells: the cheapest run that executes
+    path = experiment(tmp_path, "locked", ["{name: bad, notebook: train, config: {token_credit: ppo}}"])
     run_dir = tmp_path / "runs" / "locked" / "bad"
     run_dir.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
@@ -145,7 +146,7 @@ def test_a_held_lock_skips_the_run_and_a_dead_holders_lock_is_taken_over(tmp_pat
                            capture_output=True, text=True, timeout=300)
     assert taken.returncode == 1 and "1 of 1 failed: bad" in taken.stderr, taken.stdout + taken.stderr
     assert read_json(run_dir / "status.json")["outcome"] == "failed"  # executed this time
-    assert "method must be one of" in read_json(run_dir / "status.json")["error"]
+    assert "token_credit must be one of" in read_json(run_dir / "status.json")["error"]
 
 
 def test_eval_resumes_past_a_torn_last_line(tmp_path):

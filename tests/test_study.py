@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from denser.eval import load_eval_set
-from denser.experiment import TrainRun
-from denser.reproduce import load_experiment
+from denser.experiment import load_experiment
+from denser.run import RunSpec
 from denser.stats import aulc, paired_comparison, seeds_for_power, sign_flip_p, steps_to_threshold, t_interval
 from test_trainer import digit_share, make, prompts, tiny  # noqa: F401 (fixtures)
 
@@ -41,14 +41,15 @@ def test_study_arms_share_prompts_and_the_held_out_set_is_fixed():
     trained = [run for run in study.runs if run.notebook == "train"]
     assert len(trained) >= 18 and any(run.notebook == "evaluate" for run in study.runs)  # + the untrained model
     for run in trained:
-        train = TrainRun.from_parameters({**run.parameters, "model_name": "tiny-qwen3"})
-        questions = train.train_dataset()["question"]
+        spec = RunSpec.from_mapping({**run.config, "model_name_or_path": "tiny-qwen3"}, run.name)
+        questions = spec.train_data().dataset["question"]
         assert len(set(questions)) == len(questions)  # fresh prompts: never repeated
-        by_seed.setdefault(run.parameters["seed"], []).append(questions)
-        assert run.parameters["trainer_args"]["sampling_seed_per_step"]
+        by_seed.setdefault(spec.training.seed, []).append(questions)
+        assert spec.training.sampling_seed_per_step
     for seed, streams in by_seed.items():
         assert all(stream == streams[0] for stream in streams), seed
-    held_out = load_eval_set(trained[0].parameters["dataset"], limit=trained[0].parameters["final_eval_problems"])
+    first = RunSpec.from_mapping(trained[0].config)
+    held_out = load_eval_set(first.held_out_name, limit=first.run.final_held_out_problems)
     assert len(held_out.rows) >= 200
     assert not set(held_out.rows["problem"]) & {q for streams in by_seed.values() for q in streams[0]}
 

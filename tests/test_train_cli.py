@@ -119,13 +119,13 @@ FLAG_ERRORS = {  # flags after `--config tiny` -> what the one-line error says
     ("--model_name_or_path", "tiny-qwen"): "unknown model 'tiny-qwen' (did you mean 'tiny-qwen3'?)",
     ("--model_name_or_path", "no-such-owner/no-such-model"): "could not load model 'no-such-owner/no-such-model': ",
     ("--model_name_or_path", ""): "model_name_or_path is required",
-    ("--dataset_name", "reasoning-gym:basic_arithmetc"):
+    ("--dataset_name", "rg:basic_arithmetc"):
         "unknown reasoning-gym task 'basic_arithmetc' (did you mean 'basic_arithmetic'?)",
-    ("--dataset_name", "rg:basic_arithmetic"):
-        "unknown dataset 'rg:basic_arithmetic' (did you mean 'reasoning-gym:basic_arithmetic'?)",
+    ("--dataset_name", "basic_arithmetic"):
+        "unknown dataset 'basic_arithmetic' (did you mean 'rg:basic_arithmetic'?)",
     ("--dataset_name", "aime-24"): "unknown dataset 'aime-24' (did you mean 'aime24'?)",
     ("--dataset_name", ""): "dataset_name is required",
-    ("--eval_strategy", "steps", "--eval_steps", "1", "--eval_dataset_name", "reasoning-gym:chain_summ"):
+    ("--eval_strategy", "steps", "--eval_steps", "1", "--eval_dataset_name", "rg:chain_summ"):
         "unknown reasoning-gym task 'chain_summ' (did you mean 'chain_sum'?)",
     ("--reward_funcs", "reasoning_gym_rewards"): "(did you mean 'reasoning_gym_reward'?)",
     ("--ktae_alph", "2"): "--ktae_alph",  # a prefix is not taken for --ktae_alpha
