@@ -22,7 +22,7 @@ from typing import Callable
 
 from datasets import Dataset, load_dataset
 
-from .cli import did_you_mean, require_extra
+from .utils import did_you_mean, require_extra
 
 # %% ../nbs/05_data.ipynb #0697bbd8
 SYSTEM_PROMPT = (

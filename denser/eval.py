@@ -28,7 +28,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import (BENCHMARKS, DEFAULT_PROMPT_TEMPLATE, PROMPT_TEMPLATES, TASK_PRESETS, build_prompt,
                          check_prompt_template, load_benchmark, reasoning_gym_dataset)
-from .execute import write_atomic
+from .utils import write_atomic
 from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoint
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 

@@ -9,18 +9,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
 import denser
-from .cli import require_extra
+from .utils import require_extra, write_atomic
 
 # %% auto #0
 __all__ = ['PACKAGED_EXPERIMENTS', 'EXPERIMENT_NOTEBOOKS', 'RUN_ENVIRONMENT', 'experiment_notebook', 'run_environment',
-           'papermill_command', 'failure', 'run_notebook', 'write_atomic', 'add_arguments', 'run']
+           'papermill_command', 'failure', 'run_notebook', 'add_arguments', 'run']
 
 # %% ../nbs/19_execute.ipynb #0f4e3e9f
 PACKAGED_EXPERIMENTS = Path(denser.__file__).parent / "experiments"  # the copies an installed wheel carries (setup.py)
@@ -44,6 +43,7 @@ def experiment_notebook(
 RUN_ENVIRONMENT = {  # set for every run's process (papermill and its kernel) unless the caller's environment sets it
     "MALLOC_MMAP_MAX_": "0",  # glibc: large blocks from the heap, not fresh pages from the kernel at every allocation
     "MALLOC_TRIM_THRESHOLD_": str(2**34),  # and freed memory kept for the next step, not returned to the kernel
+    "PYTHONSAFEPATH": "1",  # the kernel's working directory is not on sys.path: a run folder named `denser` never shadows the package
 }
 
 
@@ -102,24 +102,6 @@ def run_notebook(
     if result.returncode:
         raise RuntimeError(f"{Path(notebook).name} failed: {failure(executed)} (log: {out / 'log.txt'})")
     return executed
-
-# %% ../nbs/19_execute.ipynb #14d08d7e
-def write_atomic(
-    path: str | Path,  # the file to create or replace
-    text: str,  # its whole new content
-) -> Path:
-    "Replace `path` by a file holding `text` through a temporary file and a rename: readers never see a partial file."
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(temporary, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 # %% ../nbs/19_execute.ipynb #75efa891
 def add_arguments(parser):

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 import denser
-from .cli import did_you_mean
+from .utils import did_you_mean
 from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook
 
 # %% auto #0

@@ -14,7 +14,7 @@ import torch
 from transformers import TrainerCallback
 
 from .eval import EvalConfig, HFBackend, load_eval_set, prompt_ids, sample_records, summarize
-from .execute import write_atomic
+from .utils import write_atomic
 from .results import RunResult, arm_of
 from .run import RunSpec
 

@@ -21,7 +21,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
                           PreTrainedTokenizerBase, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
 
-from .cli import did_you_mean
+from .utils import did_you_mean
 
 # %% ../nbs/04_models.ipynb #cb797379
 OFFLINE_MODELS = {

@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 import yaml
 
-from .execute import (RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment,
-                             write_atomic)
+from .execute import RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment
+from .utils import write_atomic
 from .experiment import (Experiment, Run, check_name, check_specs, declared_parameters, list_experiments, load_experiment,
                                stale_reason)
 from .results import RunResult, read_status
@@ -113,10 +113,16 @@ class RunProcesses:
         with self._lock:
             self._children.discard(child)
 
-    def stop(self, reason: str):
-        "Stop every process in flight, record `reason`, and refuse new ones."
+    def refuse(self, reason: str) -> bool:
+        "Record `reason` and start no process from now on; True for the first call, False once a reason is recorded."
         with self._lock:
-            self.reason = self.reason or reason
+            first, self.reason = self.reason is None, self.reason or reason
+        return first
+
+    def stop(self, reason: str):
+        "Stop every process in flight, record `reason` (unless one is), and refuse new ones."
+        self.refuse(reason)
+        with self._lock:
             children = list(self._children)
         stop_processes(children, self.grace)
 
@@ -272,8 +278,8 @@ def _signals_stop(
         yield
         return
 
-    def handler(signum, frame):
-        if processes.reason is None:
+    def handler(signum, frame):  # the first signal records the stop before anything else; later ones are ignored
+        if processes.refuse(signal.Signals(signum).name):
             raise Stop(signum)
 
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -346,9 +352,9 @@ def reproduce(
                 statuses.update([futures[-1].result()])
         except BaseException as error:
             reason = str(error) if isinstance(error, Stop) else f"{type(error).__name__}: {error}"
-            echo(f"stopping ({reason}): SIGTERM to the runs in flight, SIGKILL after {grace:.0f} s")
-            processes.stop(reason)
+            processes.stop(reason)  # before any output: a blocked stdout must not keep the runs going
             pool.shutdown(wait=True, cancel_futures=True)
+            echo(f"stopping ({reason}): the runs in flight got SIGTERM, and SIGKILL after {grace:.0f} s if still there")
             ended = [f.result()[1] for f in futures if f.done() and not f.cancelled() and f.exception() is None]
             interrupted = [status for status in ended if status.get("outcome") == "interrupted"]
             unstarted = sum(f.cancelled() for f in futures) + sum(status.get("outcome") == "not started" for status in ended)
@@ -397,10 +403,10 @@ def run(args) -> int:
     try:
         statuses = reproduce(experiment, args.runs_dir, only, args.dry_run, echo=_print_line, force=args.force)
     except Stop as stop:
-        print(f"stopped by {stop}; the runs in flight are marked interrupted. Resume with:\n  {resume}", file=sys.stderr)
+        print(f"stopped by {stop}. Resume with:\n  {resume}", file=sys.stderr)
         return 128 + stop.signum
     except Exception:
-        print(f"denser reproduce failed; the runs in flight are marked interrupted. Resume with:\n  {resume}", file=sys.stderr)
+        print(f"denser reproduce failed; its runs in flight were stopped. Resume with:\n  {resume}", file=sys.stderr)
         raise
     busy = [name for name, status in statuses.items() if status.get("outcome") == "busy"]
     failed = [name for name, status in statuses.items() if not status["ok"] and name not in busy]

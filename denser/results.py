@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .execute import write_atomic
+from .utils import write_atomic
 
 # %% auto #0
 __all__ = ['SCHEMA', 'RESULT_FILE', 'STATUS_FILE', 'EVALUATION_FILE', 'arm_of', 'RunResult', 'read_status', 'read_results']

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
-from .cli import require_extra
+from .utils import require_extra
 
 # %% ../nbs/06_rewards.ipynb #51186589
 def completion_text(

@@ -15,7 +15,7 @@ from trl import DatasetMixtureConfig, ModelConfig, TrlParser
 from trl.scripts.grpo import GRPOScriptArguments
 
 from . import data
-from .cli import did_you_mean
+from .utils import did_you_mean
 from .trainer import DenseRConfig
 
 # %% auto #0

@@ -17,7 +17,8 @@ from transformers import AutoConfig
 from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config, get_quantization_config
 
 import denser
-from . import cli, data, models, rewards
+from . import data, models, rewards
+from .utils import did_you_mean
 from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields
 from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
 
@@ -64,7 +65,7 @@ def find_config(
                              f"accelerate launch --config_file {path} -m denser.train --config TRAINING.yaml")
         return path
     examples = sorted(p.stem for p in config_dir().glob("*.yaml") if not _is_accelerate_config(p))
-    raise FileNotFoundError(f"config file {name!r} not found{cli.did_you_mean(path.stem, examples)}; "
+    raise FileNotFoundError(f"config file {name!r} not found{did_you_mean(path.stem, examples)}; "
                             f"example configs: {', '.join(examples)}")
 
 # %% ../nbs/07a_train_cli.ipynb #b716b8d0
@@ -202,7 +203,7 @@ def reward_functions(
             found.append(getattr(importlib.import_module(module), attribute))
         else:
             known = [*REWARDS, *trl.rewards.__all__]
-            raise ValueError(f"unknown reward_funcs entry {name!r}{cli.did_you_mean(name, known)}: use one of "
+            raise ValueError(f"unknown reward_funcs entry {name!r}{did_you_mean(name, known)}: use one of "
                              f"{', '.join(REWARDS)}, a function of trl.rewards, or a dotted import path such as "
                              "'my_package.rewards.my_reward'")
     return found
@@ -275,7 +276,8 @@ def main(
     argv: list[str] | None = None,  # defaults to `sys.argv[1:]`
 ) -> int:
     "`python -m denser.train ...` (what `accelerate launch -m denser.train` runs on each process) is `denser train ...`."
-    return cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
+    from denser.cli import main as denser_main  # the entry point: the command line runs above the commands
+    return denser_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 # %% ../nbs/07a_train_cli.ipynb #c0eec44e
 #| eval: false

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import require_extra
+from .utils import require_extra
 
 require_extra("matplotlib", purpose="denser.viz (figures)")
 import matplotlib
@@ -22,6 +22,7 @@ import matplotlib.ticker
 import pandas as pd
 import torch
 
+from .results import RESULT_FILE, RunResult
 from .weights import TokenWeights
 
 # %% auto #0
@@ -385,12 +386,12 @@ def read_log_history(
     "The logged metrics, one row per logged step (index `step`), training logs only."
     if isinstance(source, (str, os.PathLike)):
         path = _log_file(Path(source))
-        content = json.loads(path.read_text())
+        content = RunResult.load(path).train if path.name == RESULT_FILE else json.loads(path.read_text())
         if isinstance(content, dict):
-            if not any(key in content for key in ("log_history", "train")):
-                raise ValueError(f"{path} holds no log history: expected a list, or a 'log_history' (trainer_state.json) "
-                                 "or 'train' (metrics.json) entry")
-            content = content.get("log_history", content.get("train"))
+            if "log_history" not in content:
+                raise ValueError(f"{path} holds no log history: expected a list or a 'log_history' entry "
+                                 "(trainer_state.json)")
+            content = content["log_history"]
         source = content
     frame = pd.DataFrame([entry for entry in source if "step" in entry and "train_runtime" not in entry])
     if frame.empty:

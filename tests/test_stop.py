@@ -126,6 +126,44 @@ def test_two_reproduce_calls_on_one_folder_never_execute_a_run_twice(tmp_path):
     assert third.returncode == 0 and third.stdout.count("done before with the same inputs and code, skipped") == 2, third.stdout
 
 
+def test_a_second_signal_while_stdout_is_blocked_does_not_abandon_the_stop(tmp_path):
+    "SIGTERM, then SIGINT 0.3 s later, with stdout a full pipe nobody reads: the runs still stop, the queued one never starts."
+    path = experiment(tmp_path, "blocked", ["{name: long, notebook: train, config: {max_steps: 25}}",
+                                            "{name: queued, notebook: train, config: {max_steps: 1}}"])
+    run_dir = tmp_path / "runs" / "blocked" / "long"
+    marker = uuid.uuid4().hex
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:  # fill the pipe: every later write of the runner blocks until the test reads
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    env = dict(os.environ, DENSER_TEST_MARKER=marker)
+    runner = subprocess.Popen([DENSER, "reproduce", str(path), "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path,
+                              env=env, stdout=write_end, stderr=subprocess.DEVNULL, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(write_end)
+    wait_for(lambda: (read_json(run_dir / "progress.json") or {}).get("step", 0) >= 1 or runner.poll() is not None,
+             "the first training step")
+    runner.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    runner.send_signal(signal.SIGINT)
+    wait_for(lambda: all(entry.split()[0] == str(runner.pid) for entry in marked(marker)),
+             "the runs' processes to end while stdout stays blocked", timeout=60)  # only the blocked runner is left
+    assert not (tmp_path / "runs" / "blocked" / "queued" / "status.json").exists(), "the queued run started"
+    with os.fdopen(read_end, "rb") as pipe:  # unblock the runner and let it finish
+        output = pipe.read().decode(errors="replace")
+    runner.wait(timeout=60)
+    assert runner.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert marked(marker) == []
+    status = read_json(run_dir / "status.json")
+    assert status["outcome"] == "interrupted" and "SIGTERM" in status["error"], status
+    assert "1 run(s) interrupted, 1 not started" in output
+    assert not (tmp_path / "runs" / "blocked" / "queued" / "status.json").exists()
+
+
 def test_a_held_lock_skips_the_run_and_a_dead_holders_lock_is_taken_over(tmp_path):
     # `token_credit: ppo` fails in the notebook's first cells: the cheapest run that executes
     path = experiment(tmp_path, "locked", ["{name: bad, notebook: train, config: {token_credit: ppo}}"])
