@@ -37,14 +37,15 @@ class HeldOutCallback(TrainerCallback):
         self,
         spec: RunSpec,  # the run
     ):
-        self.spec, self.curve = spec, []
-        every = spec.run.held_out_every
-        self.held_out = load_eval_set(spec.held_out_name, spec.script.data_dir, spec.run.held_out_problems) if every else None
+        self.spec, self.curve, self.held_out, self.config = spec, [], None, None
         samples = spec.run.held_out_samples
         self.ks = sorted({k for k in (1, 2, 4, 8, 16) if k <= samples} | {samples})
-        self.config = EvalConfig(model=spec.model.model_name_or_path, benchmarks=[spec.held_out_name], n=samples,
-                                 k=self.ks, temperature=spec.training.temperature, max_tokens=spec.run.held_out_max_tokens,
-                                 seed=spec.training.seed, greedy=False, prompt_template=spec.script.prompt_template)
+        if spec.run.held_out_every:
+            self.held_out = load_eval_set(spec.held_out_name, spec.script.data_dir, spec.run.held_out_problems)
+            self.config = EvalConfig(model=spec.model.model_name_or_path, benchmarks=[spec.held_out_name], n=samples,
+                                     k=self.ks, temperature=spec.training.temperature,
+                                     max_tokens=spec.run.held_out_max_tokens, seed=spec.training.seed, greedy=False,
+                                     prompt_template=spec.script.prompt_template)
 
     def evaluate(self, step: int, model, tokenizer):
         "Append the held-out metrics of `model` at `step` to `curve`."

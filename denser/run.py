@@ -198,7 +198,15 @@ class RunSpec:
             parsed = parser.parse_args_into_dataclasses(args=[])
         except Exception as error:  # argparse's type errors and every dataclass's own checks
             raise ValueError(f"{source}: {error}") from None
-        return cls(*parsed, mapping=dict(mapping), precision_note=note)
+        spec = cls(*parsed, mapping=dict(mapping), precision_note=note)
+        if spec.run.held_out_every or spec.run.final_held_out_problems:
+            name = data.canonical_name(spec.held_out_name)
+            if not (name.startswith(data.RG_PREFIX) or name in data.BENCHMARKS):
+                raise ValueError(f"{source}: the held-out evaluation needs held_out_set (a benchmark: "
+                                 f"{', '.join(data.BENCHMARKS)}, or {data.RG_PREFIX}TASK); dataset_name {name!r} has no "
+                                 "held-out split of its own")
+            data.check_dataset(name, hub=False)
+        return spec
 
     @classmethod
     def from_file(

@@ -180,3 +180,17 @@ def test_every_third_party_import_of_the_package_is_a_declared_requirement(wheel
     missing = {name: distributions[name] for name in third_party
                if not {d.lower().replace("_", "-") for d in distributions[name]} & declared}
     assert missing == {}, f"imported but not required by the wheel: {missing}"
+
+
+def test_the_home_page_and_the_sidebar_list_every_notebook():
+    "nbs/index.ipynb links every notebook, and the docs sidebar (_quarto.yml) lists every one."
+    import json
+    import yaml
+    root = Path(__file__).resolve().parents[1]
+    notebooks = {str(p.relative_to(root / "nbs")) for p in (root / "nbs").glob("**/*.ipynb")
+                 if p.name != "index.ipynb" and not p.name.startswith("_") and ".ipynb_checkpoints" not in str(p)}
+    index = "".join(line for cell in json.loads((root / "nbs" / "index.ipynb").read_text())["cells"] for line in cell["source"])
+    assert {n for n in notebooks if f"({n})" not in index} == set()
+    sidebar = yaml.safe_load((root / "_quarto.yml").read_text())["website"]["sidebar"]["contents"]
+    listed = {entry for item in sidebar for entry in ([item] if isinstance(item, str) else item["contents"])}
+    assert {f"nbs/{n}" for n in notebooks} - listed == set()
