@@ -364,6 +364,9 @@ def run(
     if training_args.push_to_hub:
         push(trainer, script_args.dataset_name)
         trainer.accelerator.print(f"model pushed to https://huggingface.co/{trainer.hub_model_id}")
+    # every process waits here until all have saved: a process that ended training while another still ran its
+    # last collective could hang at exit (DDP's reducer freed under a gloo worker waiting for the GIL, pytorch#56297)
+    trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return 0
 
