@@ -12,12 +12,13 @@ and model card saved" (always rank 1). Prints one line per run and the count of 
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
 
@@ -33,14 +34,14 @@ def torchrun_train(
     command = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "denser.train", "--config", config,
                "--output_dir", str(output_dir), "--disable_tqdm", "true", *extra]
     start = time.perf_counter()
-    # its own process group: a hung worker is killed with torchrun (killing torchrun alone leaves it holding the pipes)
     process = subprocess.Popen(command, env=env, cwd=output_dir.parent, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True)
     try:
         _, stderr = process.communicate(timeout=timeout)
         status = process.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    except subprocess.TimeoutExpired:  # torchrun's workers run in sessions of their own: kill them with it
+        for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+            child.kill()
         status, stderr = 124, process.communicate()[1]
     return status, time.perf_counter() - start, stderr
 

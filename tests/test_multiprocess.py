@@ -28,15 +28,10 @@ SCRIPT = textwrap.dedent('''
     import torch
     from datasets import Dataset
     from denser.models import load
+    from denser.rewards import digit_share
     from denser.trainer import DenseRConfig, DenseRTrainer
 
     out, rank = sys.argv[1], int(os.environ["RANK"])
-
-
-    def digit_share(completions, **kwargs):
-        "Dense reward: nearly every group has both advantage classes."
-        texts = [completion[-1]["content"] for completion in completions]
-        return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
 
 
     class Recording(DenseRTrainer):
