@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -38,9 +37,8 @@ from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTraine
 __all__ = ['REWARDS', 'REASONING_GYM', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'SAMPLES', 'UPSTREAM_WARNINGS', 'GLOO_DRAIN_SECONDS',
            'DenseRScriptArguments', 'config_dir', 'find_config', 'add_arguments', 'read_config', 'parse', 'load_model',
            'check_dataset_name', 'load_named_dataset', 'load_datasets', 'reward_functions', 'write_model_card', 'push',
-           'check_output_dir', 'check_report_to', 'check_run', 'resume_checkpoint', 'write_run_record', 'start_attempt',
-           'Terminated', 'terminate_as_interrupt', 'interrupted', 'build_trainer', 'train', 'end_training', 'run',
-           'main']
+           'check_report_to', 'check_run', 'resume_checkpoint', 'write_run_record', 'start_attempt', 'Terminated',
+           'terminate_as_interrupt', 'interrupted', 'build_trainer', 'train', 'end_training', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
@@ -346,19 +344,6 @@ def push(
     trainer.push_to_hub(dataset_name=_hub_dataset(dataset_name))
 
 # %% ../nbs/07a_train_cli.ipynb #safe0002
-def check_output_dir(
-    output_dir: str,  # where the run writes
-) -> Path:
-    "`output_dir`, created; a `ValueError` naming it unless a file can be written and removed there."
-    path = Path(output_dir).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=path, prefix=".denser-write-check-").close()
-    except OSError as error:
-        raise ValueError(f"output_dir {output_dir!r} is not a writable directory: {error.strerror or error}") from None
-    return path
-
-
 def check_report_to(
     report_to: list[str],  # `TrainingArguments.report_to` after its own parsing ("none" is [])
 ):
@@ -381,7 +366,7 @@ def check_run(
     check_report_to(training_args.report_to)
     if training_args.push_to_hub and constants.HF_HUB_OFFLINE:
         raise ValueError("push_to_hub needs the network, but HF_HUB_OFFLINE is set")
-    check_output_dir(training_args.output_dir)
+    cli.check_writable_dir(training_args.output_dir, "output_dir")
 
 # %% ../nbs/07a_train_cli.ipynb #safe0005
 SAMPLES = "denser_samples.jsonl"  # DenseRTrainer's sample log in output_dir (denser_sample_groups)

@@ -236,12 +236,10 @@ def test_an_output_dir_under_a_file_ends_in_one_line(tmp_path, capsys):
 
 def test_an_unwritable_output_dir_ends_in_one_line(tmp_path, capsys, monkeypatch):
     "A file is written and removed there first (as root, permissions do not stop writes: the write is made to fail)."
-    import denser.train
-
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(denser.train.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(cli.tempfile, "NamedTemporaryFile", refuse)
     status, err = train(["--config", "tiny", "--output_dir", str(tmp_path)], capsys)
     assert (status, err) == (2, f"denser train: error: output_dir '{tmp_path}' is not a writable directory: "
                                 "Permission denied\n")
