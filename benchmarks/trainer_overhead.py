@@ -59,18 +59,13 @@ import denser.credit as credit_module
 from denser.bench import matmul_gflops
 from denser.eval import checkpoint_dir
 from denser.models import load
+from denser.rewards import digit_share  # varied, so groups have both advantage classes
 from denser.trainer import DenseRConfig, DenseRTrainer
 
 PARTS = ("generation", "capture forward", "weights", "other scoring", "loss forward", "backward", "optimizer and rest")
 # plain GRPO; DenseR, states from the training forward; from its own forward; the first two under bf16 autocast
 KINDS = ("grpo", "denser", "denser-own", "grpo-bf16", "denser-bf16", "plain-bf16", "grpo-vllm", "denser-vllm")
 CAPTURE = {"denser": "auto", "denser-own": "scoring", "denser-bf16": "auto", "denser-vllm": "auto"}
-
-
-def digit_share(completions, **kwargs):
-    "Share of digits in each completion: varied, so groups have both advantage classes."
-    texts = [completion[-1]["content"] for completion in completions]
-    return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
 
 
 def clocks():

@@ -24,12 +24,13 @@ from pathlib import Path
 import torch
 
 import denser
+from .utils import check_writable_dir
 from .align import windowed_similarity
 from .weights import _check_inputs, contrast_pairs, token_weights
 
 # %% auto #0
-__all__ = ['DENSE_REFERENCE', 'IMPLEMENTATIONS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'load_dense', 'measure_here',
-           'measure', 'benchmark', 'markdown_table', 'add_arguments', 'run']
+__all__ = ['DENSE_REFERENCE', 'IMPLEMENTATIONS', 'MINIMUMS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'load_dense',
+           'measure_here', 'measure', 'benchmark', 'markdown_table', 'add_arguments', 'check_arguments', 'run']
 
 # %% ../nbs/10_bench.ipynb #c0ffa2fd
 def bench_inputs(
@@ -298,8 +299,23 @@ def add_arguments(parser):
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.md (default: runs/bench)")
 
 
+MINIMUMS = dict(lengths=1, num_generations=2, dim=1, window_size=0, repeats=1, dense_repeats=1, threads=1,
+                dense_subset_from=1, dense_max_length=0)  # the least value of each option of `denser bench`
+
+
+def check_arguments(args):
+    "Raise a `ValueError` naming the first option whose value is impossible, or an --out that cannot be written."
+    for name, least in MINIMUMS.items():
+        values = getattr(args, name)
+        for value in values if isinstance(values, list) else [values]:
+            if value < least:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
+    check_writable_dir(args.out, "--out")
+
+
 def run(args) -> int:
-    "Measure, print the markdown table and write it with the raw numbers to --out."
+    "Check the options, measure, print the markdown table and write it with the raw numbers to --out."
+    check_arguments(args)
     results = benchmark(args.lengths, num_generations=args.num_generations, dim=args.dim, window_size=args.window_size,
                         repeats=args.repeats, dense_repeats=args.dense_repeats, threads=args.threads,
                         dense_subset_from=args.dense_subset_from, dense_max_length=args.dense_max_length)

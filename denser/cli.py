@@ -9,6 +9,8 @@ __all__ = ['COMMANDS', 'NEEDS_EXPERIMENTS', 'build_parser', 'main']
 import argparse
 import importlib
 import sys
+import tempfile
+from pathlib import Path
 
 from . import __version__
 from .utils import EXPERIMENTS_EXTRA, did_you_mean, missing_extra

@@ -33,11 +33,11 @@ from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoi
 from .rewards import answers_match, extract_answer, math_accuracy_reward, reasoning_gym_reward
 
 # %% auto #0
-__all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'CACHE_ARGUMENT', 'BACKENDS', 'pass_at_k', 'answer_classes',
-           'majority_vote_at_k', 'EvalSet', 'check_benchmark', 'load_eval_set', 'prompt_ids', 'derive_seed',
-           'Completion', 'shared_prompt_cache', 'HFBackend', 'checkpoint_dir', 'VLLMBackend', 'EvalConfig',
-           'read_records', 'append_records', 'check_settings', 'sample_records', 'summarize', 'markdown_table',
-           'evaluate', 'add_arguments', 'run']
+__all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'CACHE_ARGUMENT', 'BACKENDS', 'RECORD_FIELDS', 'pass_at_k',
+           'answer_classes', 'majority_vote_at_k', 'EvalSet', 'check_benchmark', 'load_eval_set', 'prompt_ids',
+           'derive_seed', 'Completion', 'shared_prompt_cache', 'HFBackend', 'checkpoint_dir', 'VLLMBackend',
+           'EvalConfig', 'read_records', 'append_records', 'check_settings', 'check_records', 'sample_records',
+           'summarize', 'markdown_table', 'evaluate', 'add_arguments', 'run']
 
 # %% ../nbs/08_eval.ipynb #80609ee2
 def pass_at_k(
@@ -366,11 +366,13 @@ class EvalConfig:
         if too_large or not self.k:
             raise ValueError(f"k must be a non-empty list of values in [1, n] = [1, {self.n}], got {self.k}: "
                              "pass@k and mv@k need at least k samples per problem (raise --n)")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 for sampling, got {self.temperature}; the greedy completion "
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a finite number > 0 for sampling, got {self.temperature}; the greedy completion "
                              "(greedy=True) gives greedy accuracy")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if not self.benchmarks:
@@ -410,11 +412,14 @@ def read_records(
             complete = _complete_length(file)
             file.seek(0)
             lines = file.read(complete).decode().splitlines()
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a fragment an older version glued a record to
                 continue
+            if not (isinstance(record, dict) and isinstance(record.get("index"), int) and "problem" in record):
+                raise ValueError(f"{path}, line {number}: {line[:40]!r} is not a sample record (a JSON object with index, "
+                                 f"problem, samples, ...); delete that line, or the file to sample it again")
             records[record["index"]] = record
     return records
 
@@ -437,13 +442,38 @@ def check_settings(
     "Write `settings.json`, or raise if `out` holds samples made with other generation settings."
     path, settings = out / "settings.json", config.generation_settings()
     if path.exists():
-        cached = json.loads(path.read_text())
+        try:
+            cached = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); delete it (and {out / 'samples'}) to start over") from None
+        if not isinstance(cached, dict):
+            raise ValueError(f"{path} must hold a JSON object of generation settings; delete it (and {out / 'samples'}) to start over")
         cached.setdefault("prompt_template", DEFAULT_PROMPT_TEMPLATE)  # caches made before templates had a name
         different = [f"{name}={cached.get(name)!r} (now {value!r})" for name, value in settings.items() if cached.get(name) != value]
         if different:
             raise ValueError(f"{out} holds samples made with {', '.join(different)}; use another --out or delete {out / 'samples'}")
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(settings, indent=1))
+
+RECORD_FIELDS = ("index", "problem", "samples", "answers", "correct", "tokens", "greedy")  # what `summarize` reads
+
+
+def check_records(
+    path: Path,  # the samples file they were read from
+    records: dict[int, dict],  # as `read_records` returns them
+    config: EvalConfig,  # the settings they must have been made with
+):
+    "Raise a `ValueError` naming `path` for a record that lacks a field or was made with other generation settings."
+    settings = config.generation_settings()
+    for index, record in records.items():
+        missing = [name for name in RECORD_FIELDS if name not in record]
+        if missing:
+            raise ValueError(f"{path}: the record of problem {index} lacks {', '.join(missing)}; delete {path} to sample it again")
+        made = record.get("settings", {}) | {"n": len(record["samples"])}  # records before `settings`: n is their length
+        different = [f"{name}={made[name]!r} (now {settings[name]!r})" for name in settings if name in made and made[name] != settings[name]]
+        if different:
+            raise ValueError(f"{path}: the record of problem {index} was made with {', '.join(different)}; use another "
+                             f"--out or delete {path}")
 
 # %% ../nbs/08_eval.ipynb #11a834f5
 def sample_records(
@@ -463,7 +493,7 @@ def sample_records(
         texts = [c.text for c in completions]
         record = dict(index=index, problem=problem, answer=eval_set.rows[index]["answer"], samples=texts,
                       answers=[extract_answer(t) for t in texts], correct=eval_set.score(index, texts),
-                      tokens=[c.tokens for c in completions], greedy=None)
+                      tokens=[c.tokens for c in completions], greedy=None, settings=config.generation_settings())
         if greedy_completion is not None:
             record["greedy"] = dict(text=greedy_completion.text, answer=extract_answer(greedy_completion.text),
                                     correct=eval_set.score(index, [greedy_completion.text])[0], tokens=greedy_completion.tokens)
@@ -516,6 +546,8 @@ def evaluate(
     check_settings(out, config)
     paths = [out / "samples" / f"{s.name.replace(':', '-')}.jsonl" for s in eval_sets]
     records = [read_records(p) for p in paths]
+    for path, found in zip(paths, records):
+        check_records(path, found, config)
     todo = [[i for i in range(len(s.rows)) if records[b].get(i, {}).get("problem") != s.rows[i]["problem"]]
             for b, s in enumerate(eval_sets)]
     total = sum(len(s.rows) for s in eval_sets)
@@ -546,17 +578,17 @@ def evaluate(
 def add_arguments(
     parser: argparse.ArgumentParser,  # the `eval` sub-parser
 ):
-    "Options of `denser eval`, one per `EvalConfig` field."
+    "Options of `denser eval`, one per `EvalConfig` field, spelt with dashes or (as TRL's) underscores."
     for option in fields(EvalConfig):
         required = option.default is MISSING and option.default_factory is MISSING
         default = option.default_factory() if option.default_factory is not MISSING else None if required else option.default
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         settings = dict(dest=option.name, help=option.metadata["help"] + ("" if required or default is None else f" (default: {shown})"))
-        flag = "--" + option.name.replace("_", "-")
+        flags = dict.fromkeys(["--" + option.name.replace("_", "-"), "--" + option.name])  # --max-tokens and TRL's --max_tokens
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **settings)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, **settings)
         else:
-            parser.add_argument(flag, type=option.metadata.get("parse", str if default is None else type(default)), default=default, required=required, **settings)
+            parser.add_argument(*flags, type=option.metadata.get("parse", str if default is None else type(default)), default=default, required=required, **settings)
 
 def run(
     args: argparse.Namespace,  # parsed by a parser that `add_arguments` set up

@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from .eval import EvalConfig, HFBackend, load_eval_set, prompt_ids, sample_records, summarize
 from .utils import write_atomic
-from .results import RunResult, arm_of
+from .results import RESULT_FILE, RunResult, arm_of
 from .run import RunSpec
 
 # %% auto #0
@@ -129,15 +129,18 @@ def start_run(
     spec: RunSpec,  # the run, with its output_dir
     name: str = "",  # run name; "": the output folder's name
     arm: str = "",  # comparison group; "": `arm_of(name)`
+    resume: str | None = None,  # the checkpoint this attempt resumes from (`denser train --resume_from_checkpoint`)
 ):
-    "(trainer, recorder): the run's trainer (as `denser train` builds it) with the held-out callback attached."
-    from denser.train import build_trainer
+    "(trainer, recorder): the run's trainer (as `denser train` builds it) with the held-out callback, its attempt started."
+    from denser.train import build_trainer, start_attempt
     started = time.perf_counter()
     out = Path(spec.training.output_dir)
-    for stale in ("metrics.json", "denser_samples.jsonl", PROGRESS_FILE):  # a rerun starts over: nothing of an earlier attempt stays
+    for stale in (RESULT_FILE, PROGRESS_FILE):  # a rerun starts over: nothing of an earlier attempt's record stays
         (out / stale).unlink(missing_ok=True)
     callback = HeldOutCallback(spec)
     trainer = build_trainer(spec.script, spec.training, spec.model, spec.mixture)
     trainer.add_callback(callback)
+    if trainer.accelerator.is_main_process:  # marks output_dir unfinished; an earlier attempt's samples go
+        start_attempt(spec.training, spec.model.model_name_or_path, resume)
     name = name or out.resolve().name
     return trainer, RunRecorder(spec, callback, name, arm or arm_of(name), started)

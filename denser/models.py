@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'CHATML_TEMPLATE', 'TINY_SPECIAL_TOKENS', 'TINY_ARCHITECTURES', 'TINY_SHAPE', 'SMOLLM2_GGUF',
-           'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root', 'save_checkpoint',
-           'convert_smollm2', 'check_model', 'load', 'resolve']
+           'RUN_RECORD', 'HUB_ID', 'train_tiny_tokenizer', 'tiny_model', 'smollm2_gguf_path', 'cache_root',
+           'save_checkpoint', 'convert_smollm2', 'unfinished_run', 'check_model', 'load', 'resolve']
 
 # %% ../nbs/04_models.ipynb #9193e4ae
 import importlib.util
+import json
 import os
 import random
 import re
@@ -20,6 +21,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
                           PreTrainedTokenizerBase, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
+
+from transformers.trainer_utils import get_last_checkpoint
 
 from .utils import did_you_mean
 
@@ -179,13 +182,38 @@ def _from_pretrained(
     return model.eval(), tokenizer
 
 # %% ../nbs/04_models.ipynb #0c9e1892
+RUN_RECORD = "denser_run.json"  # written by `denser train` in output_dir: {"finished": false} until the model is saved
+
+
+def unfinished_run(
+    directory: Path,  # a local directory
+) -> str | None:
+    "Why `directory` holds no finished model of `denser train` (killed or still running), or None."
+    record = directory / RUN_RECORD
+    if record.is_file():
+        try:
+            finished = json.loads(record.read_text()).get("finished")
+        except (json.JSONDecodeError, AttributeError):
+            finished = False
+    else:  # a run killed before the record existed leaves checkpoints without a model beside them
+        finished = (directory / "config.json").exists() or not any(directory.glob("checkpoint-*"))
+    if finished:
+        return None
+    checkpoint = get_last_checkpoint(str(directory))
+    last = f"last checkpoint: {checkpoint}" if checkpoint else "no checkpoint"
+    return f"no finished model in {directory} (denser train did not finish there; {last})"
+
+
 def check_model(
     model: str,  # a name for `load`
 ):
-    "Raise a `ValueError` listing the offline models when `model` is neither one of them, a directory nor a hub id."
-    if model not in OFFLINE_MODELS and not Path(model).expanduser().is_dir() and not HUB_ID.match(model):
+    "Raise a `ValueError` listing the offline models when `model` is neither one of them, a directory nor a hub id, or naming an unfinished run's directory."
+    directory = Path(model).expanduser()
+    if model not in OFFLINE_MODELS and not directory.is_dir() and not HUB_ID.match(model):
         raise ValueError(f"unknown model {model!r}{did_you_mean(model, OFFLINE_MODELS)}: use a hub id 'owner/name', "
                          f"a local directory, or one of {', '.join(OFFLINE_MODELS)}")
+    if model not in OFFLINE_MODELS and directory.is_dir() and unfinished_run(directory):
+        raise ValueError(unfinished_run(directory))
 
 # %% ../nbs/04_models.ipynb #1213e46d
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")

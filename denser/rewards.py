@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['BOX_COMMANDS', 'NUMBER', 'PLAIN_NUMBER', 'MATH_VERIFY_TIMEOUT', 'VERIFIER_MEMORY_LIMIT', 'math_verifier',
            'THINK_THEN_ANSWER', 'completion_text', 'boxed_contents', 'extract_answer', 'MathVerifier', 'answers_match',
-           'math_accuracy_reward', 'reasoning_gym_partial_reward', 'reasoning_gym_reward', 'format_reward']
+           'math_accuracy_reward', 'reasoning_gym_partial_reward', 'reasoning_gym_reward', 'format_reward',
+           'digit_share']
 
 # %% ../nbs/06_rewards.ipynb #51fcdb21
 import atexit
@@ -252,3 +253,12 @@ def format_reward(
         ok = bool(THINK_THEN_ANSWER.match(text)) and any(boxed_contents(answer_part))
         rewards.append(float(ok))
     return rewards
+
+# %% ../nbs/06_rewards.ipynb #dshare02
+def digit_share(
+    completions: list,  # strings or conversational message lists
+    **kwargs,  # other dataset columns (unused)
+) -> list[float]:
+    "The share of digit characters in each completion (0 for an empty one): partial credit with contrast on a random model."
+    texts = [completion_text(completion) for completion in completions]
+    return [sum(character.isdigit() for character in text) / max(len(text), 1) for text in texts]

@@ -7,24 +7,36 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
+import signal
 import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 from datasets import Dataset
 from huggingface_hub import constants
 from transformers import AutoConfig
+from transformers.trainer_utils import get_last_checkpoint
 from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config, get_quantization_config
 
 import denser
 from . import data, models, rewards
-from .utils import did_you_mean
 from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields
 from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
+from .utils import check_writable_dir, did_you_mean
 
 # %% auto #0
-__all__ = ['REWARDS', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'config_dir', 'find_config', 'add_arguments', 'parse', 'load_model',
-           'load_datasets', 'reward_functions', 'write_model_card', 'push', 'build_trainer', 'run', 'main']
+__all__ = ['REWARDS', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'SAMPLES', 'UPSTREAM_WARNINGS', 'GLOO_DRAIN_SECONDS', 'config_dir',
+           'find_config', 'add_arguments', 'parse', 'load_model', 'load_datasets', 'reward_functions',
+           'write_model_card', 'push', 'check_report_to', 'check_run', 'resume_checkpoint', 'write_run_record',
+           'start_attempt', 'Terminated', 'terminate_as_interrupt', 'interrupted', 'build_trainer', 'train',
+           'end_training', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
@@ -32,6 +44,7 @@ REWARDS = {
     "reasoning_gym_reward": rewards.reasoning_gym_reward,  # 1 for a fully correct answer (reasoning-gym datasets)
     "reasoning_gym_partial_reward": rewards.reasoning_gym_partial_reward,  # the task's own score, with partial credit
     "format_reward": rewards.format_reward,  # one <think> block, then a \boxed{} answer
+    "digit_share": rewards.digit_share,  # share of digit characters: partial credit, contrast even on a random model
 }
 
 # %% ../nbs/07a_train_cli.ipynb #b5c99f04
@@ -232,6 +245,121 @@ def push(
     "Push the model and its card (DenseR's section included) with TRL's `push_to_hub`."
     trainer.push_to_hub(dataset_name=_hub_dataset(dataset_name))
 
+# %% ../nbs/07a_train_cli.ipynb #safe0002
+def check_report_to(
+    report_to: list[str],  # `TrainingArguments.report_to` after its own parsing ("none" is [])
+):
+    "Raise a `ValueError` naming a `report_to` integration that is unknown or not installed here."
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+    installed = get_available_reporting_integrations()
+    for name in report_to or []:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ValueError(f"report_to {name!r} is unknown{did_you_mean(name, INTEGRATION_TO_CALLBACK)}: use none, "
+                             f"all or one of {', '.join(INTEGRATION_TO_CALLBACK)}")
+        if name not in installed:
+            raise ValueError(f"report_to {name!r} needs the {name} package, which is not installed: install it, or "
+                             f"use report_to none" + (f" or one of {', '.join(installed)}" if installed else ""))
+
+
+def check_run(
+    training_args: DenseRConfig,  # parsed (its counts are checked by `DenseRConfig` itself)
+):
+    "The checks of a run that need no model: `output_dir`, `report_to` and `push_to_hub`."
+    check_report_to(training_args.report_to)
+    if training_args.push_to_hub and constants.HF_HUB_OFFLINE:
+        raise ValueError("push_to_hub needs the network, but HF_HUB_OFFLINE is set")
+    check_writable_dir(training_args.output_dir, "output_dir")
+
+# %% ../nbs/07a_train_cli.ipynb #safe0005
+SAMPLES = "denser_samples.jsonl"  # DenseRTrainer's sample log in output_dir (denser_sample_groups)
+
+
+def resume_checkpoint(
+    training_args: DenseRConfig,  # its resume_from_checkpoint: None, "false", "true" or a checkpoint directory
+) -> str | None:
+    "The checkpoint to resume from: 'true' is the last `checkpoint-N` of output_dir, 'false' none."
+    value, output_dir = training_args.resume_from_checkpoint, Path(training_args.output_dir)
+    if value is None or str(value).lower() == "false":
+        return None
+    if str(value).lower() == "true":
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise ValueError(f"resume_from_checkpoint true: no checkpoint-N directory in {output_dir} to resume from "
+                             "(save_strategy 'steps' writes them); train without it to start over")
+        return last
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ValueError(f"resume_from_checkpoint {value!r} is not a checkpoint directory (it has no trainer_state.json); "
+                         "name a checkpoint-N directory, or true for the last one in output_dir")
+    return value
+
+
+def write_run_record(
+    output_dir: str,  # the run's output_dir
+    **record,  # what to record; `finished` says whether the model there is this run's final one
+):
+    "Write `RUN_RECORD` in `output_dir` (JSON)."
+    path = Path(output_dir) / models.RUN_RECORD
+    path.write_text(json.dumps(record | {"time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+
+
+def start_attempt(
+    training_args: DenseRConfig,  # output_dir
+    model_name: str,  # model_name_or_path, recorded
+    resume: str | None,  # the checkpoint this attempt resumes from
+):
+    "Mark output_dir unfinished; drop an earlier attempt's samples (all, or those after the resumed checkpoint)."
+    write_run_record(training_args.output_dir, finished=False, model_name_or_path=model_name, resumed_from=resume)
+    samples = Path(training_args.output_dir) / SAMPLES
+    if not samples.exists():
+        return
+    if resume is None:
+        samples.unlink()
+        return
+    step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]  # samples of step s: s < step
+    samples.write_text("".join(line for line in samples.read_text().splitlines(keepends=True)
+                               if line.strip() and json.loads(line)["step"] < step))
+
+# %% ../nbs/07a_train_cli.ipynb #safe0008
+UPSTREAM_WARNINGS = (  # (category, message pattern): raised by one library about another's use of it
+    (FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),
+)
+
+
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised where the run is, like Ctrl-C's KeyboardInterrupt."
+
+
+@contextmanager
+def terminate_as_interrupt():
+    "While inside, SIGTERM raises `Terminated` (in the main thread; elsewhere nothing changes)."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def stop(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(
+    trainer: DenseRTrainer | None,  # None when the run stopped before its trainer existed
+    training_args: DenseRConfig,  # output_dir
+    stop: KeyboardInterrupt,  # what stopped it
+) -> int:
+    "Say in one line where the run stopped and how to resume; the exit status of the signal (130 SIGINT, 143 SIGTERM)."
+    status = 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    if int(os.environ.get("RANK", "0")) == 0:
+        step = f"at step {trainer.state.global_step}" if trainer is not None else "before the first step"
+        output_dir = Path(training_args.output_dir)
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        how = (f"last checkpoint {last}; resume with --resume_from_checkpoint true" if last else
+               "no checkpoint to resume from (save_strategy 'steps' writes them); rerun to start over")
+        print(f"denser train: interrupted {step}; {how}", file=sys.stderr)
+    return status
+
 # %% ../nbs/07a_train_cli.ipynb #a32073f7
 def build_trainer(
     script_args: DenseRScriptArguments,
@@ -240,35 +368,75 @@ def build_trainer(
     dataset_args: DatasetMixtureConfig,
 ) -> DenseRTrainer:
     "A `DenseRTrainer` for the parsed arguments (data names are checked before the model loads)."
-    if training_args.push_to_hub and constants.HF_HUB_OFFLINE:
-        raise ValueError("push_to_hub needs the network, but HF_HUB_OFFLINE is set")
     train, evaluation = load_datasets(script_args, training_args, dataset_args)
     model, processing_class = load_model(model_args, training_args)
-    return DenseRTrainer(model, reward_functions(script_args), args=training_args, train_dataset=train,
-                         eval_dataset=evaluation, processing_class=processing_class,
-                         peft_config=get_peft_config(model_args),
-                         quantization_config=get_quantization_config(model_args) if isinstance(model, str) else None)
+    trainer = DenseRTrainer(model, reward_functions(script_args), args=training_args, train_dataset=train,
+                            eval_dataset=evaluation, processing_class=processing_class,
+                            peft_config=get_peft_config(model_args),
+                            quantization_config=get_quantization_config(model_args) if isinstance(model, str) else None)
+    trainer.base_model_name = model_args.model_name_or_path  # an offline model arrives loaded: the card names it
+    return trainer
+
+
+def train(
+    trainer: DenseRTrainer,  # from `denser.held_out.start_run`
+    recorder,  # its `denser.held_out.RunRecorder`
+    spec: RunSpec,  # the run
+    resume: str | None = None,  # checkpoint to resume from
+):
+    "Train; write the `RunResult`; save the model (`save_model`), `trainer_state.json` and the card; push when asked; mark it finished."
+    training_args, model_name = spec.training, spec.model.model_name_or_path
+    trainer.train(resume_from_checkpoint=resume)
+    result = recorder.finish(trainer)
+    if spec.run.save_model:
+        trainer.save_model(training_args.output_dir)
+    trainer.save_state()
+    write_model_card(trainer, spec.script.dataset_name)
+    if trainer.accelerator.is_main_process:
+        write_run_record(training_args.output_dir, finished=True, model_name_or_path=model_name, resumed_from=resume,
+                         global_step=trainer.state.global_step)
+    trainer.accelerator.print(f"model, trainer_state.json and model card saved to {training_args.output_dir}")
+    if training_args.push_to_hub:
+        push(trainer, spec.script.dataset_name)
+        trainer.accelerator.print(f"model pushed to https://huggingface.co/{trainer.hub_model_id}")
+    return result
+
+
+GLOO_DRAIN_SECONDS = 0.5  # the main thread's pause, GIL released, before the process group is torn down
+
+
+def end_training(
+    trainer: DenseRTrainer,  # after `train`
+):
+    "Wait for every process, let gloo's worker threads free the last collectives, then end training (accelerate's)."
+    # A gloo worker thread frees a finished collective's tensors under the GIL; if the main thread tears down DDP's
+    # reducer (joining that thread while it holds the GIL) first, the process hangs at exit (pytorch#56297, ~1 run
+    # in 4 with two processes). The barrier makes no process leave while another still runs a collective; the pause
+    # lets the threads take the GIL and finish.
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.num_processes > 1:
+        time.sleep(GLOO_DRAIN_SECONDS)
+    trainer.accelerator.end_training()
 
 
 def run(
     args: argparse.Namespace,  # parsed by a parser prepared with `add_arguments`
 ) -> int:
-    "Train; save the model, `trainer_state.json`, the model card and the `RunResult` to `output_dir`; push when asked."
+    "`denser train`: check the run, build the trainer, `train`; Ctrl-C and SIGTERM end it in one line (`interrupted`)."
     from denser.held_out import start_run
+    for category, message in UPSTREAM_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
     spec = parse(args)
-    script_args, training_args = spec.script, spec.training
-    trainer, recorder = start_run(spec)
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    recorder.finish(trainer)
-    if spec.run.save_model:
-        trainer.save_model(training_args.output_dir)
-    trainer.save_state()
-    write_model_card(trainer, script_args.dataset_name)
-    trainer.accelerator.print(f"model, trainer_state.json and model card saved to {training_args.output_dir}")
-    if training_args.push_to_hub:
-        push(trainer, script_args.dataset_name)
-        trainer.accelerator.print(f"model pushed to https://huggingface.co/{trainer.hub_model_id}")
-    trainer.accelerator.end_training()
+    check_run(spec.training)
+    resume = resume_checkpoint(spec.training)
+    trainer = None
+    try:
+        with terminate_as_interrupt():
+            trainer, recorder = start_run(spec, resume=resume)
+            train(trainer, recorder, spec, resume)
+    except KeyboardInterrupt as stop:
+        return interrupted(trainer, spec.training, stop)
+    end_training(trainer)
     return 0
 
 

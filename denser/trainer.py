@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import json
 import math
 import os
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -22,13 +24,14 @@ from trl.generation import vllm_generation
 from trl.trainer import grpo_trainer
 from trl.models.utils import disable_gradient_checkpointing
 
-from .credit import SIGNALS, CreditBatch, credit_summary, stream_seed, token_credit
+from .credit import INPUTS, SIGNALS, CreditBatch, Signal, credit_summary, stream_seed, token_credit
 from .capture import capture_hidden_states, completion_states, find_decoder_layers
 from .weights import TokenWeights, check_weight_params
 
 # %% auto #0
-__all__ = ['CAPTURE_SOURCES', 'DENSER_REFERENCE', 'DENSER_FIELDS', 'check_complete_groups', 'check_credit_knobs', 'DenseRConfig',
-           'vllm_on_cpu', 'CPUVLLMGeneration', 'DenseRTrainer', 'model_card_section', 'create_model_card']
+__all__ = ['CAPTURE_SOURCES', 'DENSER_REFERENCE', 'DENSER_FIELDS', 'check_complete_groups', 'resolve_signal',
+           'check_credit_knobs', 'check_counts', 'DenseRConfig', 'vllm_on_cpu', 'CPUVLLMGeneration', 'DenseRTrainer',
+           'model_card_section', 'create_model_card']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -48,13 +51,32 @@ def check_complete_groups(
         )
 
 # %% ../nbs/07_trainer.ipynb #cfgk0002
+def resolve_signal(
+    name: str,  # a key of `SIGNALS`, or "module:function" naming a signal function to import
+) -> Signal:
+    "The `Signal` named by `token_credit`; a `module:function` is imported and added to `SIGNALS` under that name."
+    if name in SIGNALS:
+        return SIGNALS[name]
+    if ":" not in name:
+        raise ValueError(f"token_credit must be one of {', '.join(map(repr, SIGNALS))} or 'module:function' "
+                         f"(a signal function to import), got {name!r}")
+    module_name, _, attribute = name.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"token_credit {name!r}: cannot import {attribute!r} from {module_name!r} ({error})") from None
+    registered = next((signal for signal in SIGNALS.values() if signal.function is function), None)
+    # registered with `register_signal`: its needs and DenseRConfig knobs; a plain function: every input, no knobs
+    signal = replace(registered, name=name) if registered else Signal(name, function, INPUTS, {}, name)
+    SIGNALS[name] = signal
+    return signal
+
+
 def check_credit_knobs(
     config,  # a `DenseRConfig`
 ):
-    "Raise a `ValueError` for an unknown `token_credit` or a knob, changed from its default, that it does not read."
-    if config.token_credit not in SIGNALS:
-        raise ValueError(f"token_credit must be one of {', '.join(map(repr, SIGNALS))}, got {config.token_credit!r}")
-    signal = SIGNALS[config.token_credit]
+    "Raise a `ValueError` for an unknown `token_credit`, a knob it does not read, or a `token_credit_kwargs` key it does not take."
+    signal = resolve_signal(config.token_credit)
     defaults = {f.name: f.default for f in fields(config)}
     all_knobs = {knob for other in SIGNALS.values() for knob in other.knobs}
     for knob in sorted(all_knobs - set(signal.knobs)):
@@ -62,6 +84,30 @@ def check_credit_knobs(
             used = ", ".join(signal.knobs) or "no knobs"
             raise ValueError(f"{knob}={getattr(config, knob)!r} does not apply to token_credit={config.token_credit!r}, "
                              f"which reads {used}; leave {knob} at its default ({defaults[knob]!r})")
+    parameters = list(inspect.signature(signal.function).parameters.values())[1:]  # after the CreditBatch
+    keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    taken = set(signal.knobs.values())
+    for key in config.token_credit_kwargs or {}:
+        if key in taken or (key not in keywords and all(p.kind != p.VAR_KEYWORD for p in parameters)):
+            free = [k for k in keywords if k not in taken]
+            raise ValueError(f"token_credit_kwargs: {config.token_credit!r} takes no keyword {key!r}; it takes "
+                             f"{', '.join(free) or 'none'}" + (f" (its DenseRConfig knobs: {', '.join(signal.knobs)})"
+                                                               if signal.knobs else ""))
+
+# %% ../nbs/07_trainer.ipynb #runchk01
+def check_counts(
+    config,  # a `GRPOConfig`
+):
+    "Raise a `ValueError` for a step, group or length count that TRL would misread (max_steps 0 trains one step, -3 epochs)."
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise ValueError(f"max_steps must be a positive number of optimizer steps, or -1 to train num_train_epochs "
+                         f"({config.num_train_epochs:g}) epochs; got {config.max_steps}")
+    if config.num_generations is not None and config.num_generations < 2:
+        raise ValueError(f"num_generations must be at least 2 (GRPO compares the completions of one prompt), "
+                         f"got {config.num_generations}")
+    if config.max_completion_length is not None and config.max_completion_length < 1:
+        raise ValueError(f"max_completion_length must be at least 1 (tokens generated per completion), "
+                         f"got {config.max_completion_length}")
 
 # %% ../nbs/07_trainer.ipynb #c6f41c09
 CAPTURE_SOURCES = ("auto", "scoring", "training")  # values of `DenseRConfig.denser_capture`
@@ -79,7 +125,12 @@ class DenseRConfig(GRPOConfig):
         default="denser",
         metadata={"help": "Token-credit signal (denser.credit.SIGNALS): 'denser' (A_i * w_i,t), 'denser_shuffled' (its "
                   "control: each completion's weights permuted), 'uniform' (GRPO), 'entropy' (GTPO's entropy credit "
-                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), or a signal you registered."},
+                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), a signal you registered, or 'module:function' (imported)."},
+    )
+    token_credit_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "Keyword arguments of the token_credit signal beyond its DenseRConfig knobs (a mapping, or "
+                  "its JSON on the command line), e.g. for token_credit='mypkg.signals:my_signal'."},
     )
     denser_alpha_cross: float = field(
         default=1.0,
@@ -129,6 +180,15 @@ class DenseRConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        check_counts(self)
+        if isinstance(self.token_credit_kwargs, str):  # JSON from the command line
+            try:
+                self.token_credit_kwargs = json.loads(self.token_credit_kwargs)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"token_credit_kwargs must be a JSON object, got {self.token_credit_kwargs!r} "
+                                 f"({error})") from None
+        if not isinstance(self.token_credit_kwargs, (dict, type(None))):
+            raise ValueError(f"token_credit_kwargs must be a mapping of keyword to value, got {self.token_credit_kwargs!r}")
         check_weight_params(window_size=self.denser_window_size, alpha_cross=self.denser_alpha_cross,
                             alpha_within=self.denser_alpha_within, beta=self.denser_beta, prefix="denser_")
         if self.denser_sample_groups < 0:
@@ -242,6 +302,7 @@ class DenseRTrainer(GRPOTrainer):
             raise TypeError(f"args must be a DenseRConfig (a GRPOConfig with DenseR's fields), "
                             f"got {type(args).__name__}")
         from denser.models import resolve  # the resolver of `denser train`: "tiny-qwen3" etc. never go to the hub
+        self.base_model_name = model if isinstance(model, str) else None  # the name the card gives the base model
         model, tokenizer = resolve(model, (args.model_init_kwargs or {}).get("dtype"), args.seed)
         if tokenizer is not None and kwargs.get("processing_class") is None:
             kwargs["processing_class"] = tokenizer
@@ -251,7 +312,7 @@ class DenseRTrainer(GRPOTrainer):
             super().__init__(model, reward_funcs, args=args, **kwargs)
         self._denser_passes = None  # a list only while DenseR records a scoring-time policy forward
         self._denser_pending = None  # the micro-batch whose weights its training forward is about to give
-        self._signal = SIGNALS[args.token_credit] if args.use_denser else None
+        self._signal = resolve_signal(args.token_credit) if args.use_denser else None
         if args.use_denser:
             check_complete_groups(args.per_device_train_batch_size, args.steps_per_generation,
                                   self.num_generations, self.accelerator.num_processes)
@@ -435,7 +496,8 @@ def _credit(
                          entropies=policy_pass.entropies if policy_pass is not None else None,
                          completion_ids=batch["completion_ids"], seed=self.args.seed, step=self.state.global_step)
     start = time.perf_counter()
-    credit = token_credit(signal.name, inputs, **{keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()})
+    knobs = {keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()}
+    credit = token_credit(signal.name, inputs, **knobs, **(self.args.token_credit_kwargs or {}))
     seconds = time.perf_counter() - start
     batch["advantages"] = credit.token_advantages.to(advantages.dtype)
     self._log_credit(credit, advantages, mask, policy_pass, seconds)
@@ -602,9 +664,11 @@ DENSER_FIELDS = tuple(f.name for f in fields(DenseRConfig) if f.name not in {g.n
 def model_card_section(
     args: DenseRConfig,  # the settings of the run
 ) -> str:
-    "Markdown that names DenseR, its reference and the value of each of its settings."
+    "Markdown that names DenseR, its reference and the value of each setting it used (the knobs of its `token_credit` signal only)."
     import denser
-    rows = "".join(f"| `{name}` | `{getattr(args, name)!r}` |\n" for name in DENSER_FIELDS)
+    others = {knob for other in SIGNALS.values() for knob in other.knobs} - set(resolve_signal(args.token_credit).knobs)
+    shown = [name for name in DENSER_FIELDS if name not in others and (name != "token_credit_kwargs" or args.token_credit_kwargs)]
+    rows = "".join(f"| `{name}` | `{getattr(args, name)!r}` |\n" for name in shown)
     return (f"## DenseR\n\nTrained with DenseR ([reference implementation]({DENSER_REFERENCE}); `denser` "
             f"{denser.__version__}): GRPO whose loss gives every completion token its own advantage A_i * w_i,t "
             f"instead of the completion's A_i. The token credit w_i,t came from the `{args.token_credit}` signal; "
@@ -613,14 +677,30 @@ def model_card_section(
             f"| setting | value |\n|---|---|\n{rows}")
 
 
+def _base_model_text(self: DenseRTrainer) -> str:
+    "How the card names a base model that is not a hub id: an offline model of `denser.models` or a local directory."
+    from denser.models import OFFLINE_MODELS
+    name = self.base_model_name or getattr(self.model.config, "_name_or_path", None)
+    if not name:
+        return "a model passed to `DenseRTrainer` as an object"
+    return f"`{name}` ({'an offline model of `denser.models`' if name in OFFLINE_MODELS else 'a local directory'})"
+
+
 def create_model_card(self: DenseRTrainer, model_name: str | None = None, dataset_name: str | None = None,
                       tags: str | list[str] | None = None):
     # Override: TRL's card (written at checkpoints, by `denser train` and by `push_to_hub`), then DenseR's section.
+    # TRL names no base model that is not a hub id (an offline model, a local directory) and, before a push, no model
+    # for its pipeline example: both would read "None".
     super(DenseRTrainer, self).create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
     card = Path(self.args.output_dir) / "README.md"
-    if self.args.use_denser and self.is_world_process_zero() and card.exists():
-        head, citations, tail = card.read_text().partition("\n## Citations")
-        card.write_text(f"{head.rstrip()}\n\n{model_card_section(self.args)}{citations}{tail}")
+    if not (self.is_world_process_zero() and card.exists()):
+        return
+    text = card.read_text().replace("[None](https://huggingface.co/None)", _base_model_text(self))
+    text = text.replace('model="None"', f'model="{self.args.output_dir}"')
+    if self.args.use_denser:
+        head, citations, tail = text.partition("\n## Citations")
+        text = f"{head.rstrip()}\n\n{model_card_section(self.args)}{citations}{tail}"
+    card.write_text(text)
 
 
 DenseRTrainer.create_model_card = create_model_card

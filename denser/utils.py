@@ -8,11 +8,12 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import tempfile
 import threading
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXPERIMENTS_EXTRA', 'did_you_mean', 'missing_extra', 'require_extra', 'write_atomic']
+__all__ = ['EXPERIMENTS_EXTRA', 'did_you_mean', 'missing_extra', 'require_extra', 'check_writable_dir', 'write_atomic']
 
 # %% ../nbs/00_utils.ipynb #02b68985
 def did_you_mean(
@@ -51,6 +52,20 @@ def require_extra(
     message = missing_extra(modules)
     if message:
         raise ImportError(f"{purpose} need(s) {message}")
+
+# %% ../nbs/00_utils.ipynb #wdir0002
+def check_writable_dir(
+    path: str,  # a folder the command writes to
+    option: str,  # how the user set it, e.g. "output_dir" or "--out"
+) -> Path:
+    "`path`, created; a `ValueError` naming `option` unless a file can be written and removed there."
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".denser-write-check-").close()
+    except OSError as error:
+        raise ValueError(f"{option} {str(path)!r} is not a writable directory: {error.strerror or error}") from None
+    return folder
 
 # %% ../nbs/00_utils.ipynb #14d08d7e
 def write_atomic(

@@ -5,10 +5,11 @@ No timing or memory assertions: those are measured by `denser bench`, not tested
 import argparse
 import json
 
+import pytest
 import torch
 from hypothesis import given, settings
 
-from denser import bench
+from denser import bench, cli
 from denser.weights import token_weights
 from naive import naive_token_weights
 from strategies import batches
@@ -49,3 +50,33 @@ def test_bench_command_runs_on_a_tiny_size(tmp_path):
     assert row["length"] == 24 and row["max_abs_diff"] <= 1e-5
     assert row["dense"]["scale"] == 1 and row["token_weights"]["peak_kib"] >= 0
     assert "| 24 |" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lengths", "0"], "--lengths must be >= 1, got 0"),
+    (["--lengths", "256", "-4"], "--lengths must be >= 1, got -4"),
+    (["--num-generations", "0"], "--num-generations must be >= 2, got 0"),
+    (["--dim", "0"], "--dim must be >= 1, got 0"),
+    (["--window-size", "-1"], "--window-size must be >= 0, got -1"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["--dense-repeats", "0"], "--dense-repeats must be >= 1, got 0"),
+])
+def test_impossible_options_end_in_one_line_before_measuring(flags, message, tmp_path, capsys):
+    assert cli.main(["bench", *flags, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"denser bench: error: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_out_ends_in_one_line_before_measuring(tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["bench", "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert capsys.readouterr().err == (f"denser bench: error: --out '{tmp_path / 'afile' / 'sub'}' is not a writable "
+                                       "directory: Not a directory\n")
+
+    def refuse(*args, **kwargs):  # as root, permissions do not stop writes: the write is made to fail
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "NamedTemporaryFile", refuse)
+    assert cli.main(["bench", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"denser bench: error: --out '{tmp_path}' is not a writable directory: Permission denied\n"

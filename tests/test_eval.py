@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from denser import cli
 from denser.eval import EvalConfig, HFBackend, answer_classes, evaluate, majority_vote_at_k, pass_at_k, read_records
 
 BENCHMARK_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks")
@@ -170,3 +171,65 @@ def test_vllm_greedy_matches_hf_and_samples_are_seeded(tmp_path, smollm2_vllm):
     evaluate(EvalConfig(**{**VLLM_CASE, "batch_size": 3}, backend="vllm", out=str(tmp_path / "rebatched")), smollm2_vllm)
     samples = [read_records(tmp_path / out / "samples" / "rg-basic_arithmetic.jsonl") for out in ("vllm", "rebatched")]
     assert samples[0] == samples[1]
+
+
+# issues #29, #30.4, #30.5: every option in both spellings; impossible values, broken caches and records made with
+# other settings end in one line naming what is wrong (exit status 2)
+
+def denser_eval(capsys, *argv) -> tuple[int, str]:
+    "Exit status and stderr of `denser eval ARGV` (tiny model, amc23, 2 problems, 2 samples of 4 tokens unless given)."
+    defaults = dict(model="tiny-qwen3", benchmarks="amc23", limit="2", n="2", k="1,2", max_tokens="4", data_dir=str(BENCHMARK_DIR))
+    given = {arg.lstrip("-").replace("-", "_") for arg in argv if arg.startswith("--")}
+    flags = [part for name, value in defaults.items() if name not in given for part in (f"--{name.replace('_', '-')}", value)]
+    status = cli.main(["eval", *flags, *argv])
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling", ["--max_tokens", "--max-tokens"])
+def test_options_take_dashes_or_underscores(spelling, tmp_path, capsys):
+    status, err = denser_eval(capsys, spelling, "3", "--batch_size", "4", "--out", str(tmp_path))
+    assert status == 0, err
+    assert json.loads((tmp_path / "settings.json").read_text())["max_tokens"] == 3
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--temperature", "inf"), "temperature must be a finite number > 0 for sampling, got inf"),
+    (("--temperature", "nan"), "temperature must be a finite number > 0 for sampling, got nan"),
+    (("--temperature", "-1"), "got -1.0"),
+    (("--seed", "-1"), "seed must be an int >= 0, got -1"),
+    (("--n", "0"), "n must be an int >= 1, got 0"),
+])
+def test_impossible_values_end_in_one_line(flags, message, tmp_path, capsys):
+    status, err = denser_eval(capsys, *flags, "--out", str(tmp_path))
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("line", ["{}", "123", '"text"', '{"index": 0}'])
+def test_a_cache_line_that_is_no_record_ends_in_one_line(line, tmp_path, capsys):
+    assert denser_eval(capsys, "--out", str(tmp_path))[0] == 0
+    samples = tmp_path / "samples" / "amc23.jsonl"
+    samples.write_text(line + "\n" + samples.read_text())
+    status, err = denser_eval(capsys, "--out", str(tmp_path))
+    assert status == 2 and err.count("\n") == 1, err
+    assert f"{samples}, line 1: {line!r} is not a sample record" in err
+
+
+def test_records_made_with_other_settings_are_refused_naming_the_file(tmp_path, capsys):
+    assert denser_eval(capsys, "--n", "4", "--k", "1,4", "--out", str(tmp_path / "n4"))[0] == 0
+    (tmp_path / "n4" / "settings.json").unlink()  # the folder's settings gone: the records still say how they were made
+    status, err = denser_eval(capsys, "--out", str(tmp_path / "n4"))
+    samples = tmp_path / "n4" / "samples" / "amc23.jsonl"
+    assert (status, err) == (2, f"denser eval: error: {samples}: the record of problem 0 was made with n=4 (now 2); use "
+                                f"another --out or delete {samples}\n")
+    other = tmp_path / "other-model"  # records of another model copied into a cache of this one
+    assert denser_eval(capsys, "--out", str(other))[0] == 0
+    (other / "samples" / "amc23.jsonl").write_text(samples.read_text().replace('"n": 4', '"n": 2').replace(
+        '"model": "tiny-qwen3"', '"model": "tiny-llama"'))
+    status, err = denser_eval(capsys, "--out", str(other))
+    assert status == 2 and "was made with model='tiny-llama' (now 'tiny-qwen3')" in err and err.count("\n") == 1, err
+
+
+def test_a_garbled_settings_file_is_named(tmp_path, capsys):
+    tmp_path.joinpath("settings.json").write_text('{"model": "tiny-qwen3",')
+    status, err = denser_eval(capsys, "--out", str(tmp_path))
+    assert status == 2 and err.startswith(f"denser eval: error: {tmp_path / 'settings.json'} is not valid JSON (") and err.count("\n") == 1

@@ -133,20 +133,20 @@ def test_a_second_signal_while_stdout_is_blocked_does_not_abandon_the_stop(tmp_p
     run_dir = tmp_path / "runs" / "blocked" / "long"
     marker = uuid.uuid4().hex
     read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    try:  # fill the pipe: every later write of the runner blocks until the test reads
-        while True:
-            os.write(write_end, b"x" * 4096)
-    except BlockingIOError:
-        pass
-    os.set_blocking(write_end, True)
     env = dict(os.environ, DENSER_TEST_MARKER=marker)
     runner = subprocess.Popen([DENSER, "reproduce", str(path), "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path,
                               env=env, stdout=write_end, stderr=subprocess.DEVNULL, start_new_session=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    os.close(write_end)
     wait_for(lambda: (read_json(run_dir / "progress.json") or {}).get("step", 0) >= 1 or runner.poll() is not None,
              "the first training step")
+    assert runner.poll() is None
+    os.set_blocking(write_end, False)
+    try:  # fill the pipe nobody reads: every later write of the runner blocks
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.close(write_end)
     runner.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     runner.send_signal(signal.SIGINT)

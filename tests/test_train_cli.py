@@ -3,6 +3,7 @@
 Every mistake a user can make in a config or on the command line ends in one line on stderr (exit status 2)
 that names what is wrong and, where a valid name is close, that name.
 """
+import importlib.util
 import json
 import subprocess
 import sys
@@ -74,10 +75,13 @@ def test_train_saves_state_and_a_denser_model_card(tmp_path, capsys):
     card = ModelCard.load(tmp_path / "README.md")
     assert {"trl", "grpo", "denser"} <= set(card.data.tags)
     assert "## DenseR" in card.text and DENSER_REFERENCE in card.text
-    for row in ("| `token_credit` | `'denser'` |", "| `denser_beta` | `0.5` |", "| `ktae_alpha` | `1.0` |",
-                "| `sampling_seed_per_step` | `False` |"):
+    for row in ("| `token_credit` | `'denser'` |", "| `denser_beta` | `0.5` |", "| `sampling_seed_per_step` | `False` |"):
         assert row in card.text, row
+    assert "ktae_" not in card.text and "token_credit_kwargs" not in card.text  # only the active signal's knobs
+    assert "fine-tuned version of `tiny-qwen3` (an offline model of `denser.models`)" in card.text
+    assert "None" not in card.text and f'model="{tmp_path}"' in card.text
     assert card.text.index("## DenseR") < card.text.index("## Citations")
+    assert json.loads((tmp_path / "denser_run.json").read_text())["finished"] is True
 
 
 def test_plain_grpo_card_has_no_denser_tag_or_section(tmp_path, capsys):
@@ -195,3 +199,136 @@ def test_checkpoint_model_card_names_denser(tmp_path):
     trainer.train()
     card = (tmp_path / "README.md").read_text()
     assert "## DenseR" in card and DENSER_REFERENCE in card and "denser" in card.split("---")[1]
+
+
+# issue #29: `denser train` fails safely
+
+SAFETY_ERRORS = {  # flags after `--config tiny` -> what the one-line error says
+    ("--max_steps", "0"): "max_steps must be a positive number of optimizer steps, or -1 to train num_train_epochs "
+                          "(3) epochs; got 0",
+    ("--max_steps", "-3"): "got -3",
+    ("--num_generations", "0"): "num_generations must be at least 2 (GRPO compares the completions of one prompt), got 0",
+    ("--max_completion_length", "0"): "max_completion_length must be at least 1 (tokens generated per completion), got 0",
+    ("--report_to", "wandb"): "report_to 'wandb' needs the wandb package, which is not installed",
+    ("--report_to", "wandbb"): "report_to 'wandbb' is unknown (did you mean 'wandb'?)",
+    ("--resume_from_checkpoint", "true"): "resume_from_checkpoint true: no checkpoint-N directory in",
+    ("--token_credit", "no_such_module:signal"): "token_credit 'no_such_module:signal': cannot import 'signal'",
+    ("--token_credit_kwargs", "{not json"): "token_credit_kwargs must be a JSON object",
+}
+
+
+@pytest.mark.parametrize("flags", SAFETY_ERRORS)
+def test_unsafe_settings_end_in_one_line_before_training(flags, tmp_path, capsys):
+    if flags[-1] == "wandb" and importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    status, err = train(["--config", "tiny", "--output_dir", str(tmp_path / "out"), *flags], capsys)
+    assert status == 2 and err.startswith("denser train: error: ") and err.count("\n") == 1, err
+    assert SAFETY_ERRORS[flags] in err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_an_output_dir_under_a_file_ends_in_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    status, err = train(["--config", "tiny", "--output_dir", str(tmp_path / "afile" / "sub")], capsys)
+    assert (status, err) == (2, f"denser train: error: output_dir '{tmp_path / 'afile' / 'sub'}' is not a writable "
+                                "directory: Not a directory\n")
+
+
+def test_an_unwritable_output_dir_ends_in_one_line(tmp_path, capsys, monkeypatch):
+    "A file is written and removed there first (as root, permissions do not stop writes: the write is made to fail)."
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "NamedTemporaryFile", refuse)
+    status, err = train(["--config", "tiny", "--output_dir", str(tmp_path)], capsys)
+    assert (status, err) == (2, f"denser train: error: output_dir '{tmp_path}' is not a writable directory: "
+                                "Permission denied\n")
+
+
+def test_tiny_config_gives_denser_weights_and_a_loss(tmp_path, capsys):
+    "configs/tiny.yaml rewards digit_share: a random model's groups have contrast, so weights spread and the loss moves."
+    assert cli.main(["train", "--config", "tiny", "--max_steps", "2", "--output_dir", str(tmp_path),
+                     "--disable_tqdm", "true"]) == 0
+    log = read_log_history(tmp_path)
+    assert (log["denser/weight_std"] > 0).all() and (log["denser/groups_with_contrast"] > 0).all()
+    assert (log["loss"] != 0).any() and (log["grad_norm"] > 0).all()  # on policy the loss is small (~1e-7), not 0
+
+
+SIGNALS_MODULE = '''
+import torch
+from denser.credit import Credit
+
+calls = []
+
+
+def scaled_uniform(batch, scale=1.0):
+    "A_i * scale on every token: a custom signal with a knob of its own."
+    calls.append(scale)
+    return Credit(batch.advantages[:, None].expand_as(batch.completion_mask).to(batch.advantages.dtype) * scale)
+'''
+
+
+def test_a_custom_signal_and_its_knobs_from_a_yaml_config(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_signals.py").write_text(SIGNALS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tiny = ("model_name_or_path: tiny-qwen3\ndataset_name: reasoning-gym:basic_arithmetic\nmax_train_samples: 8\n"
+            "reward_funcs: [digit_share]\nuse_cpu: true\nbf16: false\nreport_to: none\nmax_steps: 1\n"
+            "per_device_train_batch_size: 8\nnum_generations: 4\nmax_completion_length: 8\nsave_strategy: 'no'\n"
+            "disable_tqdm: true\ntoken_credit: my_signals:scaled_uniform\n")
+    (tmp_path / "bad.yaml").write_text(tiny + "token_credit_kwargs: {scal: 2.5}\n")
+    status, err = train(["--config", str(tmp_path / "bad.yaml"), "--output_dir", str(tmp_path / "bad")], capsys)
+    assert status == 2 and "token_credit_kwargs: 'my_signals:scaled_uniform' takes no keyword 'scal'; it takes scale" in err
+    (tmp_path / "good.yaml").write_text(tiny + "token_credit_kwargs: {scale: 2.5}\n")
+    assert cli.main(["train", "--config", str(tmp_path / "good.yaml"), "--output_dir", str(tmp_path / "custom")]) == 0
+    import my_signals
+    assert my_signals.calls == [2.5]
+    card = (tmp_path / "custom" / "README.md").read_text()
+    assert "| `token_credit` | `'my_signals:scaled_uniform'` |" in card and "| `token_credit_kwargs` | `{'scale': 2.5}` |" in card
+    assert "denser_window_size" not in card  # a plain function reads no DenseRConfig knob
+
+
+def launch(tmp_path, *flags) -> subprocess.Popen:
+    "`python -m denser.train --config tiny ...` in a process of its own, stderr piped."
+    return subprocess.Popen([sys.executable, "-m", "denser.train", "--config", "tiny", "--output_dir", str(tmp_path / "out"),
+                             "--disable_tqdm", "true", *flags], cwd=tmp_path, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+
+
+def stop_after_checkpoint(process, tmp_path, signal_number) -> str:
+    "Send `signal_number` once a checkpoint exists; the stderr of the stopped run."
+    import time
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "out").glob("checkpoint-*/trainer_state.json")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    process.send_signal(signal_number)
+    return process.communicate(timeout=120)[1]
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_run_says_where_in_one_line_and_resumes(signal_name, status, tmp_path, capsys):
+    import signal
+    long_run = ["--max_steps", "200", "--save_strategy", "steps", "--save_steps", "1"]
+    process = launch(tmp_path, *long_run)
+    err = stop_after_checkpoint(process, tmp_path, getattr(signal, signal_name))
+    assert process.returncode == status, err[-3000:]
+    assert "Traceback" not in err and "FutureWarning" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("denser train: interrupted at step ") and "; last checkpoint " in last, err[-3000:]
+    assert last.endswith("; resume with --resume_from_checkpoint true")
+    out = tmp_path / "out"
+    assert json.loads((out / "denser_run.json").read_text())["finished"] is False
+    assert cli.main(["eval", "--model", str(out), "--benchmarks", "rg:basic_arithmetic", "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"denser eval: error: no finished model in {out} (denser train did not finish there; last "
+                          f"checkpoint: {out}/checkpoint-") and err.count("\n") == 1, err
+    # resumed: the last checkpoint, whose samples are kept; later ones (of the stopped attempt) are dropped
+    checkpoint = int(last.split("last checkpoint ")[1].split(";")[0].rsplit("-", 1)[1])
+    assert cli.main(["train", "--config", "tiny", "--output_dir", str(out), "--disable_tqdm", "true", "--max_steps",
+                     str(checkpoint + 1), "--save_strategy", "no", "--resume_from_checkpoint", "true"]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "denser_samples.jsonl").read_text().splitlines()]
+    assert sorted(set(steps)) == list(range(checkpoint + 1)), steps
+    assert json.loads((out / "denser_run.json").read_text())["finished"] is True
+    # a fresh attempt starts its samples over
+    assert cli.main(["train", *TINY, "--output_dir", str(out)]) == 0
+    assert {json.loads(line)["step"] for line in (out / "denser_samples.jsonl").read_text().splitlines()} == {0}

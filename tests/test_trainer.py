@@ -14,6 +14,7 @@ import denser.credit as credit_module
 import denser.trainer as trainer_module
 from denser.capture import capture_hidden_states, completion_states
 from denser.models import load
+from denser.rewards import digit_share  # dense: nearly every group has both advantage classes
 from denser.trainer import DenseRConfig, DenseRTrainer
 from denser.viz import read_samples
 
@@ -30,12 +31,6 @@ def tiny():
 def prompts():
     return Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}?"}]
                                          for a in range(4) for b in range(4)]})
-
-
-def digit_share(completions, **kwargs):
-    "Share of digits in the completion: dense, so nearly every group has both advantage classes."
-    texts = [completion[-1]["content"] for completion in completions]
-    return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
 
 
 def settings(tmp_path, **overrides):
