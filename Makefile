@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export
+.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export figures
 
 setup: $(VENV)/.installed
 
@@ -61,3 +61,7 @@ pytest: setup
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# Re-execute the notebooks whose figure/table cells (tagged keep-output) keep their outputs, and store them.
+figures: setup
+	$(BIN)/python .ci/figures.py refresh && $(BIN)/nbdev_clean

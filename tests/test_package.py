@@ -194,3 +194,27 @@ def test_the_home_page_and_the_sidebar_list_every_notebook():
     sidebar = yaml.safe_load((root / "_quarto.yml").read_text())["website"]["sidebar"]["contents"]
     listed = {entry for item in sidebar for entry in ([item] if isinstance(item, str) else item["contents"])}
     assert {f"nbs/{n}" for n in notebooks} - listed == set()
+
+
+def test_kept_outputs_must_come_from_the_current_source(tmp_path):
+    "`.ci/figures.py check`: outputs only in keep-output cells, stamped with the hash of the source that made them."
+    import importlib.util
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("figures", root / ".ci" / "figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    cell = {"cell_type": "code", "metadata": {"tags": ["keep-output"]}, "source": ["plt.plot([1, 2])"], "outputs": []}
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}, "metadata": {}}
+    path = tmp_path / "n.ipynb"
+
+    def found(*cells):
+        path.write_text(json.dumps({"cells": list(cells)}))
+        return figures.problems(path)
+
+    assert "without outputs" in found(cell)[0]
+    stamped = {**figure, "metadata": {"denser": {"source_sha": figures.source_sha(cell)}}}
+    assert found({**cell, "outputs": [stamped]}) == []
+    edited = {**cell, "source": ["plt.plot([1, 3])"], "outputs": [stamped]}
+    assert "made by other code" in found(edited)[0]
+    assert "outside a `keep-output` cell" in found({**cell, "metadata": {}, "outputs": [figure]})[0]
+    assert all(not figures.problems(p) for p in figures.notebooks())  # the committed notebooks pass
