@@ -9,7 +9,6 @@ import ctypes
 import ctypes.util
 import datetime
 import gc
-import importlib.util
 import json
 import os
 import platform
@@ -23,14 +22,14 @@ from pathlib import Path
 
 import torch
 
-import denser
-from .utils import check_writable_dir
 from .align import windowed_similarity
+from .reference import dense_token_weights
+from .utils import check_writable_dir
 from .weights import _check_inputs, contrast_pairs, token_weights
 
 # %% auto #0
-__all__ = ['DENSE_REFERENCE', 'IMPLEMENTATIONS', 'MINIMUMS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'load_dense',
-           'measure_here', 'measure', 'benchmark', 'markdown_table', 'add_arguments', 'check_arguments', 'run']
+__all__ = ['IMPLEMENTATIONS', 'MINIMUMS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'measure_here', 'measure', 'benchmark',
+           'markdown_table', 'add_arguments', 'check_arguments', 'run']
 
 # %% ../nbs/10_bench.ipynb #c0ffa2fd
 def bench_inputs(
@@ -76,25 +75,8 @@ def matmul_gflops(
     torch.set_num_threads(previous)
     return 2 * 2048 * 1024 * 2048 / min(seconds) / 1e9
 
-# %% ../nbs/10_bench.ipynb #66442d55
-DENSE_REFERENCE = Path(denser.__file__).resolve().parent.parent / "benchmarks" / "dense.py"
-
-
-def load_dense(
-    path: str | Path = DENSE_REFERENCE,  # the file defining `dense_token_weights`
-):
-    "The dense reference `dense_token_weights` from the source checkout's benchmarks/dense.py."
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dense reference {path} not found: it ships with the source checkout, not the package "
-                                "(install denser from a clone with pip install -e ., or pass --dense-max-length 0)")
-    spec = importlib.util.spec_from_file_location("denser_dense_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dense_token_weights
-
 # %% ../nbs/10_bench.ipynb #c6ebc87d
-def _implementation(name, hidden, advantages, mask, num_generations, window_size, rollouts, dense_path):
+def _implementation(name, hidden, advantages, mask, num_generations, window_size, rollouts):
     "A no-argument callable running implementation `name` on the inputs; it returns the (B, T) weights or None."
     if name == "token_weights":
         return lambda: token_weights(hidden, advantages, mask, num_generations, window_size=window_size).weights
@@ -104,8 +86,7 @@ def _implementation(name, hidden, advantages, mask, num_generations, window_size
     if name == "input_checks":
         return lambda: _check_inputs(hidden, advantages, mask, num_generations)
     if name == "dense":
-        dense = load_dense(dense_path)
-        return lambda: dense(hidden, advantages, mask, num_generations, window_size, rollouts=rollouts)[0]
+        return lambda: dense_token_weights(hidden, advantages, mask, num_generations, window_size, rollouts=rollouts)[0]
     raise ValueError(f"unknown implementation {name!r}; choose from {IMPLEMENTATIONS}")
 
 
@@ -130,7 +111,7 @@ def _status_kib(field):
 
 
 def measure_here(
-    spec: dict,  # name, length, num_generations, dim, window_size, repeats, threads; optional rollouts, dense_path, save
+    spec: dict,  # name, length, num_generations, dim, window_size, repeats, threads; optional rollouts, save
 ) -> dict:
     "Seconds of each call and peak memory (KiB) above the baseline of one implementation, measured in this process."
     torch.set_num_threads(spec["threads"])
@@ -138,8 +119,7 @@ def measure_here(
 
     def prepare(length, seed=0):
         inputs = bench_inputs(length, groups, dim, seed)
-        return inputs[2].sum(-1).tolist(), _implementation(spec["name"], *inputs, groups, window, spec.get("rollouts"),
-                                                           spec.get("dense_path", DENSE_REFERENCE))
+        return inputs[2].sum(-1).tolist(), _implementation(spec["name"], *inputs, groups, window, spec.get("rollouts"))
 
     prepare(16)[1]()  # warm-up: one-time library set-up stays out of the peak
     lengths, call = prepare(spec["length"], spec.get("seed", 0))
@@ -174,7 +154,7 @@ def measure(
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {name!r}; choose from {IMPLEMENTATIONS}")
     spec = dict(name=name, length=length, num_generations=num_generations, dim=dim, window_size=window_size,
-                repeats=repeats, threads=threads, rollouts=rollouts, save=save, dense_path=str(DENSE_REFERENCE))
+                repeats=repeats, threads=threads, rollouts=rollouts, save=save)
     code = "import json, sys; from denser.bench import measure_here; print(json.dumps(measure_here(json.loads(sys.argv[1]))))"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
@@ -283,8 +263,7 @@ def add_arguments(parser):
     "Arguments of `denser bench`."
     parser.epilog = ("It measures token_weights and its parts against the dense formulation, nothing else: a DenseR training "
                      "step against a GRPO step is measured by benchmarks/trainer_overhead.py of the source checkout "
-                     "(results in benchmarks/RESULTS.md). The dense reference is benchmarks/dense.py of the checkout too; "
-                     "an installed package without it measures token_weights alone with --dense-max-length 0.")
+                     "(results in benchmarks/RESULTS.md). The dense formulation is denser.reference.dense_token_weights.")
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192],
                         help="completion lengths T to measure (default: 256 1024 2048 4096 8192)")
     parser.add_argument("--num-generations", type=int, default=8, help="G, completions per group (default: 8)")

@@ -280,17 +280,22 @@ def _signals_stop(
 
     def handler(signum, frame):  # the first signal records the stop before anything else; later ones are ignored
         if processes.refuse(signal.Signals(signum).name):
+            signalled.append(signum)
+            for other in previous:  # by the kernel, from now on: nothing can interrupt the stop or end the process
+                signal.signal(other, signal.SIG_IGN)
             raise Stop(signum)
 
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signalled = []
     for signum, old in previous.items():
         if old is not signal.SIG_IGN:
             signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, old in previous.items():
-            signal.signal(signum, signal.SIG_DFL if old is None else old)
+        if not signalled:  # the caller's handlers again; after a signal the process is ending and ignores more
+            for signum, old in previous.items():
+                signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 # %% ../nbs/11_reproduce.ipynb #50b830d6
 def reproduce(

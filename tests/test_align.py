@@ -2,7 +2,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from denser.align import windowed_similarity
-from naive import naive_window_max
+from denser.reference import loop_window_max as naive_window_max
 from strategies import batches
 
 

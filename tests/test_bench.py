@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from denser import bench, cli
 from denser.weights import token_weights
-from naive import naive_token_weights
+from denser.reference import dense_token_weights, loop_token_weights
 from strategies import batches
 
 
@@ -20,9 +20,9 @@ from strategies import batches
 def test_dense_reference_equals_token_weights_and_loop_twin(batch):
     "All three in float64, so that float32 rounding (amplified where a completion's divergences are tiny) stays out."
     args = batch["hidden"].double(), batch["advantages"], batch["mask"], batch["num_generations"]
-    weights, cross, within = bench.load_dense()(*args, batch["window_size"])
+    weights, cross, within = dense_token_weights(*args, batch["window_size"])
     fast = token_weights(*args, window_size=batch["window_size"])
-    slow_weights, slow_cross, slow_within = naive_token_weights(*args, batch["window_size"])
+    slow_weights, slow_cross, slow_within = loop_token_weights(*args, batch["window_size"])
     torch.testing.assert_close(weights, fast.weights, atol=1e-5, rtol=0)
     torch.testing.assert_close(weights, slow_weights, atol=1e-5, rtol=0)
     torch.testing.assert_close(cross.double(), slow_cross, atol=1e-5, rtol=0, equal_nan=True)
@@ -31,7 +31,7 @@ def test_dense_reference_equals_token_weights_and_loop_twin(batch):
 
 def test_dense_reference_on_bench_inputs_and_rollout_subset():
     hidden, advantages, mask = bench.bench_inputs(96, num_generations=8, dim=16)
-    dense = bench.load_dense()
+    dense = dense_token_weights
     full = dense(hidden, advantages, mask, 8)[0]
     torch.testing.assert_close(full, token_weights(hidden, advantages, mask, 8).weights, atol=1e-5, rtol=0)
     subset = dense(hidden, advantages, mask, 8, rollouts=[0])[0]

@@ -166,7 +166,7 @@ def test_a_second_signal_while_stdout_is_blocked_does_not_abandon_the_stop(tmp_p
 
 def test_a_held_lock_skips_the_run_and_a_dead_holders_lock_is_taken_over(tmp_path):
     # `token_credit: ppo` fails in the notebook's first cells: the cheapest run that executes
-    path = experiment(tmp_path, "locked", ["{name: bad, notebook: train, config: {token_credit: ppo}}"])
+    path = experiment(tmp_path, "locked", ["{name: bad, notebook: train, config: {use_denser: true, token_credit: ppo}}"])
     run_dir = tmp_path / "runs" / "locked" / "bad"
     run_dir.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "

@@ -289,9 +289,11 @@ def test_a_custom_signal_and_its_knobs_from_a_yaml_config(tmp_path, capsys, monk
 
 def launch(tmp_path, *flags) -> subprocess.Popen:
     "`python -m denser.train --config tiny ...` in a process of its own, stderr piped."
+    import signal  # a terminal job takes SIGINT even where pytest runs as a background job that ignores it
     return subprocess.Popen([sys.executable, "-m", "denser.train", "--config", "tiny", "--output_dir", str(tmp_path / "out"),
                              "--disable_tqdm", "true", *flags], cwd=tmp_path, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stop_after_checkpoint(process, tmp_path, signal_number) -> str:

@@ -387,7 +387,8 @@ def test_example_configs_parse(name):
     from denser.train import parse
 
     flags = ["--use_cpu", "true", "--bf16", "false"] if name.startswith("qwen3") else []  # GPU config, CPU parse
-    script_args, training_args, model_args, _ = parse(train_parser().parse_args(["--config", str(CONFIGS / f"{name}.yaml"), *flags]))
+    spec = parse(train_parser().parse_args(["--config", str(CONFIGS / f"{name}.yaml"), *flags]))
+    script_args, training_args, model_args = spec.script, spec.training, spec.model
     assert isinstance(training_args, DenseRConfig) and training_args.use_denser
     assert model_args.model_name_or_path and script_args.dataset_name
     if name.startswith("qwen3"):  # the reference's flags, all of which its broken command dropped
@@ -399,8 +400,8 @@ def test_flags_override_yaml_and_typos_are_refused(tmp_path):
     from denser.train import parse
 
     parser = train_parser()
-    _, training_args, _, _ = parse(parser.parse_args(["--config", str(CONFIGS / "tiny.yaml"), "--denser_beta", "0.25",
-                                                      "--learning_rate", "3e-4"]))
+    training_args = parse(parser.parse_args(["--config", str(CONFIGS / "tiny.yaml"), "--denser_beta", "0.25",
+                                             "--learning_rate", "3e-4"])).training
     assert (training_args.denser_beta, training_args.learning_rate, training_args.max_steps) == (0.25, 3e-4, 4)
     typo = tmp_path / "typo.yaml"
     typo.write_text("denser_alpha_crosss: 1.0\n")
