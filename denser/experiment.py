@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 import denser
-from .utils import did_you_mean
+from .utils import did_you_mean, read_yaml
 from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook
 
 # %% auto #0
@@ -261,12 +260,7 @@ def load_experiment(
     if not path.exists():
         raise ValueError(f"unknown experiment {str(name_or_path)!r}{did_you_mean(str(name_or_path), list_experiments())}; "
                          f"available: {', '.join(list_experiments()) or 'none'}")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path} is not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
+    spec = read_yaml(path) or {}
     _check_keys({k: v for k, v in spec.items() if not str(k).startswith("x-")} if isinstance(spec, dict) else spec,
                 EXPERIMENT_KEYS, str(path))  # `x-NAME:` keys only hold YAML anchors (`&name`) for the runs
     arms, shared = spec.get("arms") or {}, spec.get("config") or {}

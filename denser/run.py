@@ -10,12 +10,11 @@ import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
 from trl import DatasetMixtureConfig, ModelConfig, TrlParser
 from trl.scripts.grpo import GRPOScriptArguments
 
 from . import data
-from .utils import did_you_mean
+from .utils import did_you_mean, read_yaml
 from .trainer import DenseRConfig
 
 # %% auto #0
@@ -256,12 +255,7 @@ def read_config(
 ) -> dict:
     "The field values of a YAML config file, checked to be a mapping of known fields; its `env:` mapping is applied."
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path} is not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
+    config = read_yaml(path) or {}
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a YAML mapping of field names to values, not a {type(config).__name__}")
     environment = config.pop("env", None) or {}

@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXPERIMENTS_EXTRA', 'did_you_mean', 'missing_extra', 'require_extra', 'check_writable_dir', 'write_atomic']
+__all__ = ['EXPERIMENTS_EXTRA', 'did_you_mean', 'missing_extra', 'require_extra', 'check_writable_dir', 'read_yaml',
+           'write_atomic']
 
 # %% ../nbs/00_utils.ipynb #02b68985
 def did_you_mean(
@@ -66,6 +67,19 @@ def check_writable_dir(
     except OSError as error:
         raise ValueError(f"{option} {str(path)!r} is not a writable directory: {error.strerror or error}") from None
     return folder
+
+# %% ../nbs/00_utils.ipynb #69562bf4
+def read_yaml(
+    path: str | Path,  # a YAML file
+):
+    "The content of a YAML file (None when empty); a ValueError naming the file and where it breaks."
+    import yaml
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path} is not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
 
 # %% ../nbs/00_utils.ipynb #14d08d7e
 def write_atomic(
