@@ -159,7 +159,9 @@ def _check_keys(mapping, allowed, where: str):
         raise ValueError(f"{where} must be a mapping, got {type(mapping).__name__}: {str(mapping)[:60]!r}")
     for key in mapping:
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {key!r}{did_you_mean(str(key), allowed)}; valid: {', '.join(sorted(allowed))}")
+            valid = (f"valid: {', '.join(sorted(allowed))}" if len(allowed) <= 20 else
+                     "a run's fields are listed by `denser train --help-all`")
+            raise ValueError(f"{where}: unknown key {key!r}{did_you_mean(str(key), allowed)}; {valid}")
 
 
 def check_name(

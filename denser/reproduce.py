@@ -24,7 +24,7 @@ import psutil
 import yaml
 
 from .execute import RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment
-from .utils import write_atomic
+from .utils import check_writable_dir, write_atomic
 from .experiment import (Experiment, Run, check_name, check_specs, declared_parameters, list_experiments, load_experiment,
                                stale_reason)
 from .results import RunResult, read_status
@@ -398,6 +398,8 @@ def run(args) -> int:
     if args.dry_run:
         for line in check_specs(experiment):
             print(f"  {line}")
+    else:
+        check_writable_dir(Path(args.runs_dir) / experiment.name, "--runs-dir")
     only = [n for n in args.only.split(",") if n]
     unknown = sorted(set(only) - {r.name for r in experiment.runs})
     if unknown:

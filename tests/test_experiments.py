@@ -163,3 +163,10 @@ def test_a_training_run_is_stale_when_the_code_it_imports_changes():
     record = code_record(experiment_notebook("train"))
     assert {"denser/weights.py", "denser/align.py", "denser/trainer.py", "denser/run.py"} <= set(record)
     assert "denser/viz.py" not in record and "denser/stats.py" not in record
+
+
+def test_an_unwritable_runs_dir_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = reproduce("ci-tiny", "--runs-dir", str(tmp_path / "afile" / "sub"), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--runs-dir" in result.stderr and "is not a writable directory" in result.stderr
