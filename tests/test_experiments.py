@@ -115,6 +115,12 @@ def test_tiny_experiment_end_to_end_then_resume(tmp_path):
     (out / "denser-s0" / "metrics.json").write_text('{"schema": 1, "na')  # a torn record is not a finished run
     dry = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--dry-run", cwd=tmp_path)
     assert "denser-s0 (train): would run (" in dry.stdout and "metrics.json: not a readable result record" in dry.stdout
+    (out / "grpo-s0" / "status.json").write_text('{"ok": tr')  # a torn status names its file and reruns the run
+    dry = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "status.json: not a readable status record" in dry.stdout, dry.stdout + dry.stderr
+    (out / "grpo-s0" / "status.json").write_text("[]")
+    dry = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--dry-run", cwd=tmp_path)
+    assert "status.json: a status record is a JSON object" in dry.stdout, dry.stdout + dry.stderr
     forced = reproduce("ci-tiny", "--runs-dir", str(tmp_path), "--only", "denser-s0", "--force", cwd=tmp_path)
     assert forced.returncode == 0 and "skipped" not in forced.stdout and "denser-s0 (train): ok" in forced.stdout
 
