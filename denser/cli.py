@@ -7,6 +7,7 @@ __all__ = ['COMMANDS', 'NEEDS_EXPERIMENTS', 'build_parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #c7071ba8
 import argparse
+import errno
 import importlib
 import sys
 import tempfile
@@ -100,3 +101,8 @@ def main(
         return _error(command, missing)
     except (ValueError, FileNotFoundError) as error:  # bad input: say what is wrong, no traceback
         return _error(command, error)
+    except OSError as error:  # a full disk, a read-only or forbidden folder: the machine's state, not a bug
+        if error.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            raise
+        return _error(command, f"{error.strerror}{f': {error.filename}' if error.filename else ''} (free space or "
+                               "choose another folder, then run the same command again)")
