@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export figures
+.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export figures docs docs-check
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,15 @@ pytest: setup
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# The documentation site: nbdev's processing of every notebook, then Quarto where it is installed.
+docs: docs-check
+	@command -v quarto >/dev/null || { echo "Quarto is not installed: see https://quarto.org/docs/get-started/ (a binary; pip's quarto-cli downloads one at build time), then run make docs again"; exit 1; }
+	quarto render
+
+# nbdev_proc_nbs on every notebook (what the docs build executes: imports, exports, show_doc), into _proc/.
+docs-check: setup
+	$(BIN)/nbdev_proc_nbs --n_workers 1 --force
 
 # Re-execute the notebooks whose figure/table cells (tagged keep-output) keep their outputs, and store them.
 figures: setup
