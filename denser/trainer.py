@@ -23,6 +23,7 @@ from trl.trainer import grpo_trainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from .credit import SIGNALS, CreditBatch, credit_summary, stream_seed, token_credit
+from . import rivals  # noqa: F401 (registers the rival signals: nthr, thr, tempo, oracle)
 from .capture import capture_hidden_states, completion_states, find_decoder_layers
 from .weights import TokenWeights, check_weight_params
 
@@ -79,7 +80,8 @@ class DenseRConfig(GRPOConfig):
         default="denser",
         metadata={"help": "Token-credit signal (denser.credit.SIGNALS): 'denser' (A_i * w_i,t), 'denser_shuffled' (its "
                   "control: each completion's weights permuted), 'uniform' (GRPO), 'entropy' (GTPO's entropy credit "
-                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), or a signal you registered."},
+                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), 'nthr', 'thr', 'tempo' (denser.rivals), or a signal "
+                  "you registered. 'oracle' needs Monte Carlo advantages the trainer does not compute."},
     )
     denser_alpha_cross: float = field(
         default=1.0,
@@ -121,6 +123,15 @@ class DenseRConfig(GRPOConfig):
     ktae_beta_ig: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the information-gain term."})
     ktae_gamma_tf: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the term-frequency contrast."})
     ktae_top: float = field(default=1.0, metadata={"help": "token_credit='ktae': largest key-token bonus."})
+    nthr_tau: float = field(default=1.0, metadata={"help": "token_credit='nthr': a wrong completion's token is selected when its "
+                            "influence on the correct completions exceeds nthr_tau times the group's mean (denser.rivals)."})
+    nthr_beta: float = field(default=0.5, metadata={"help": "token_credit='nthr': fraction of the penalty the selected tokens keep."})
+    thr_p: float = field(default=0.5, metadata={"help": "token_credit='thr': reweighting strength and direction, "
+                         "A_i (1 + thr_p sign(THR)) on high-|THR| tokens; > 0 exploitation, < 0 exploration."})
+    thr_tau: float = field(default=1.0, metadata={"help": "token_credit='thr': a token is reweighted when |THR| exceeds "
+                           "thr_tau times the group's mean |THR|."})
+    tempo_lambda: float = field(default=1.0, metadata={"help": "token_credit='tempo': weight of the branch-gated TD "
+                                "correction on the group's prefix tree."})
     sampling_seed_per_step: bool = field(
         default=False,
         metadata={"help": "Reseed the sampling stream from (seed, step) before each generation (common random "
@@ -172,6 +183,7 @@ class _PolicyPass:
     states: list  # one (b, P+T, D) tensor per chunk TRL ran (empty when the signal reads no states)
     seconds: float  # wall-clock time of the pass
     entropies: torch.Tensor | None = None  # (B, T) policy entropies of the completion tokens, if the signal reads them
+    logprobs: torch.Tensor | None = None  # (B, T) policy log-probabilities of the completion tokens, if the signal reads them
     source: str = "trl"  # "trl" (TRL's old-logprob pass), "own" (DenseR's extra forward) or "training"
 
 # %% ../nbs/07_trainer.ipynb #cpuvllm2
@@ -289,8 +301,9 @@ class DenseRTrainer(GRPOTrainer):
         with capture_hidden_states(model, layer=self.args.denser_layer) if reads_states else nullcontext() as capture:
             result = super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
         entropies = result[1].detach().float() if "entropies" in self._signal.needs else None
+        logprobs = result[0].detach().float() if "logprobs" in self._signal.needs else None  # the same forward's
         policy_pass = _PolicyPass(tuple(input_ids.shape), capture.states if reads_states else [],
-                                  time.perf_counter() - start, entropies=entropies)
+                                  time.perf_counter() - start, entropies=entropies, logprobs=logprobs)
         if pending is None:
             self._denser_passes.append(policy_pass)
         else:
@@ -355,8 +368,8 @@ def _weights_from_training_forward(self: DenseRTrainer) -> bool:
 
 
 def _reads_policy_forward(self: DenseRTrainer) -> bool:
-    "Whether the token-credit signal reads something only a policy forward computes (states, entropies)."
-    return bool({"hidden_states", "entropies"} & set(self._signal.needs))
+    "Whether the token-credit signal reads something only a policy forward computes (states, entropies, log-probs)."
+    return bool({"hidden_states", "entropies", "logprobs"} & set(self._signal.needs))
 
 
 DenseRTrainer._weights_from_training_forward = _weights_from_training_forward
@@ -433,6 +446,7 @@ def _credit(
     signal = self._signal
     inputs = CreditBatch(advantages, mask, self.num_generations, hidden_states=states,
                          entropies=policy_pass.entropies if policy_pass is not None else None,
+                         logprobs=policy_pass.logprobs if policy_pass is not None else None,
                          completion_ids=batch["completion_ids"], seed=self.args.seed, step=self.state.global_step)
     start = time.perf_counter()
     credit = token_credit(signal.name, inputs, **{keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()})
@@ -464,6 +478,8 @@ def _weigh_training_batch(
     states = self._captured_states([policy_pass], inputs)
     if policy_pass.entropies is not None:
         policy_pass.entropies = policy_pass.entropies[order]
+    if policy_pass.logprobs is not None:
+        policy_pass.logprobs = policy_pass.logprobs[order]
     scored = {key: inputs[key][order] for key in _SCORED_KEYS if key in inputs}
     self._credit(scored, policy_pass, states[order] if states is not None else None)
     inputs["advantages"] = scored["advantages"][rows]
