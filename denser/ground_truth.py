@@ -8,20 +8,21 @@ from __future__ import annotations
 import json
 import random
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from datasets import Dataset
 
-from .eval import derive_seed
+from .eval import _eos_ids, derive_seed
 from .rewards import completion_text, extract_answer
 
 # %% auto #0
-__all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLE', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem', 'chain_prompt',
+__all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLES', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem', 'chain_prompt',
            'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token', 'first_wrong_token', 'prefix_points',
-           'span_advantages', 'pad_points', 'prefix_values', 'mc_token_advantages', 'within_completion_correlation',
-           'mass_near', 'sign_flip_p_mc']
+           'span_advantages', 'pad_points', 'sample', 'prefix_values', 'mc_token_advantages',
+           'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
 
 # %% ../nbs/15_ground_truth.ipynb #7af3a7fc
 @dataclass(frozen=True)
@@ -64,16 +65,19 @@ def chain_problem(
 
 # %% ../nbs/15_ground_truth.ipynb #07bb6100
 CHAIN_SYSTEM_PROMPT = "Compute step by step. Write one step per line as 'a + b = c', then the final line 'Answer: N'."
-CHAIN_EXAMPLE = "Example: 2 + 5 - 3\n2 + 5 = 7\n7 - 3 = 4\nAnswer: 4\n\n"
+CHAIN_EXAMPLES = [("2 + 5 - 3", "2 + 5 = 7\n7 - 3 = 4\nAnswer: 4"), ("6 - 4 + 7", "6 - 4 = 2\n2 + 7 = 9\nAnswer: 9"),
+                  ("3 + 1 + 2", "3 + 1 = 4\n4 + 2 = 6\nAnswer: 6"), ("5 - 2 - 1", "5 - 2 = 3\n3 - 1 = 2\nAnswer: 2")]
 
 
 def chain_prompt(
     question: str,  # the chain, e.g. '4 + 3 - 6'
-    few_shot: bool = True,  # show the worked example
+    shots: int = 2,  # worked examples shown as earlier turns (at most len(CHAIN_EXAMPLES))
 ) -> list[dict]:
     "Chat messages asking for the chain step by step."
-    return [{"role": "system", "content": CHAIN_SYSTEM_PROMPT},
-            {"role": "user", "content": (CHAIN_EXAMPLE if few_shot else "") + f"Compute: {question}"}]
+    messages = [{"role": "system", "content": CHAIN_SYSTEM_PROMPT}]
+    for example, steps in CHAIN_EXAMPLES[:shots]:
+        messages += [{"role": "user", "content": f"Compute: {example}"}, {"role": "assistant", "content": steps}]
+    return messages + [{"role": "user", "content": f"Compute: {question}"}]
 
 
 def chain_dataset(
@@ -83,14 +87,14 @@ def chain_dataset(
     low: int = 1,  # smallest number
     high: int = 9,  # largest number
     operators: str = "+-",  # operators to draw from
-    few_shot: bool = True,  # show the worked example in the prompt
+    shots: int = 2,  # worked examples in the prompt
 ) -> Dataset:
     "`n` chain problems with columns prompt, question, answer, task, numbers and operators (JSON)."
     rng = random.Random(derive_seed("chain_arithmetic", seed, terms, low, high, operators))
     rows = []
     for _ in range(n):
         item = chain_problem(rng, terms, low, high, operators)
-        rows.append(dict(prompt=chain_prompt(item.question, few_shot), question=item.question, answer=item.answer,
+        rows.append(dict(prompt=chain_prompt(item.question, shots), question=item.question, answer=item.answer,
                          task="chain_arithmetic", numbers=json.dumps(item.numbers), operators=json.dumps(item.operators)))
     return Dataset.from_list(rows)
 
@@ -195,10 +199,38 @@ def pad_points(
     width = max(map(len, rows))
     return torch.tensor([list(row) + [row[-1]] * (width - len(row)) for row in rows], dtype=torch.float64)
 
-# %% ../nbs/15_ground_truth.ipynb #4b8fc00f
+# %% ../nbs/15_ground_truth.ipynb #58932168
+@torch.no_grad()
+def sample(
+    model,  # a causal LM
+    tokenizer,  # its tokenizer (pads on the left here)
+    prompts: list[list[int]],  # token ids of each prompt
+    n: int,  # samples per prompt
+    temperature: float,  # > 0
+    max_tokens: int,  # most new tokens per sample
+    seed: int,  # seeds the call
+    autocast: torch.dtype | None = None,  # e.g. torch.bfloat16 on a CPU with native bf16
+) -> list[list[list[int]]]:
+    "`n` sampled token-id lists per prompt, each cut after its first end-of-sequence token."
+    batch = tokenizer.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt").to(model.device)
+    batch = {key: value.repeat_interleave(n, dim=0) for key, value in batch.items()}
+    eos = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    mixed = torch.autocast(model.device.type, dtype=autocast) if autocast else nullcontext()
+    with mixed, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = model.generate(**batch, do_sample=True, temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_tokens,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos))
+    rows = []
+    for ids in out[:, batch["input_ids"].size(1):].tolist():
+        end = next((i + 1 for i, token in enumerate(ids) if token in eos), len(ids))
+        rows.append(ids[:end])
+    return [rows[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+# %% ../nbs/15_ground_truth.ipynb #f12c377d
 @torch.no_grad()
 def prefix_values(
-    backend,  # a `denser.eval.HFBackend` around the policy
+    model,  # the policy
+    tokenizer,  # its tokenizer
     prompts: list[list[int]],  # token ids of each completion's prompt
     completions: list[list[int]],  # token ids of each completion (its end-of-sequence token included)
     rewards: list[float],  # each completion's own reward: V at its full length
@@ -208,6 +240,7 @@ def prefix_values(
     max_tokens: int = 64,  # the completions' length budget
     temperature: float = 0.7,  # sampling temperature of the continuations
     seed: int = 0,  # seeds each generate call with (seed, prefix length)
+    autocast: torch.dtype | None = None,  # generate under this autocast dtype
 ) -> list[list[float]]:
     "V at `prefix_points(L_i, stride)` of each completion, from `k` sampled continuations per prefix."
     points = [prefix_points(len(c), stride) for c in completions]
@@ -215,12 +248,14 @@ def prefix_values(
     lengths = sorted({q for i, p in enumerate(points) for q in p if q < len(completions[i])})
     for length in lengths:
         rows = [(i, p.index(length)) for i, p in enumerate(points) if length in p and length < len(completions[i])]
-        inputs = [prompts[i] + completions[i][:length] for i, _ in rows]
-        budget = max(max_tokens - length, 1)
-        samples = backend.generate(inputs, n=k, temperature=temperature, max_tokens=budget, seeds=[derive_seed(seed, length)])
-        for (i, j), continuations in zip(rows, samples):
-            prefix = backend.tokenizer.decode(completions[i][:length], skip_special_tokens=True)
-            values[i][j] = sum(reward(i, prefix + c.text) for c in continuations) / k
+        unique = list(dict.fromkeys(tuple(prompts[i] + completions[i][:length]) for i, _ in rows))
+        drawn = sample(model, tokenizer, [list(u) for u in unique], k, temperature, max(max_tokens - length, 1),
+                       derive_seed(seed, length), autocast)
+        continuations = dict(zip(unique, drawn))
+        for i, j in rows:
+            prefix = completions[i][:length]
+            texts = [tokenizer.decode(prefix + c, skip_special_tokens=True) for c in continuations[tuple(prompts[i] + prefix)]]
+            values[i][j] = sum(reward(i, text) for text in texts) / k
     return values
 
 
@@ -234,7 +269,7 @@ def mc_token_advantages(
     points = pad_points([prefix_points(length, stride) for length in lengths])
     return span_advantages(pad_points(values), points, width)
 
-# %% ../nbs/15_ground_truth.ipynb #b8d3bd31
+# %% ../nbs/15_ground_truth.ipynb #4ea182ae
 def within_completion_correlation(
     multipliers: torch.Tensor,  # (B, T) a signal's token advantages over A_i
     truth: torch.Tensor,  # (B, T) sign(A_i) * true token advantage
@@ -269,7 +304,7 @@ def mass_near(
     uniform = near.sum(-1) / valid.sum(-1).clamp_min(1)
     return torch.where((index >= 0) & (near.sum(-1) > 0) & (mass.sum(-1) > 0), share / uniform, torch.nan).float()
 
-# %% ../nbs/15_ground_truth.ipynb #fcfd1978
+# %% ../nbs/15_ground_truth.ipynb #e66f37b0
 def sign_flip_p_mc(
     differences,  # paired differences (NaNs dropped)
     draws: int = 20000,  # random sign patterns
