@@ -81,7 +81,7 @@ class DenseRConfig(GRPOConfig):
         metadata={"help": "Token-credit signal (denser.credit.SIGNALS): 'denser' (A_i * w_i,t), 'denser_shuffled' (its "
                   "control: each completion's weights permuted), 'uniform' (GRPO), 'entropy' (GTPO's entropy credit "
                   "blended by denser_beta), 'ktae' (KTAE's key-token bonus), 'nthr', 'thr', 'tempo' (denser.rivals), or a signal "
-                  "you registered. 'oracle' needs Monte Carlo advantages the trainer does not compute."},
+                  "you registered. 'oracle' (Monte Carlo token advantages, oracle_k rollouts per prefix) is slow on purpose."},
     )
     denser_alpha_cross: float = field(
         default=1.0,
@@ -132,6 +132,10 @@ class DenseRConfig(GRPOConfig):
                            "thr_tau times the group's mean |THR|."})
     tempo_lambda: float = field(default=1.0, metadata={"help": "token_credit='tempo': weight of the branch-gated TD "
                                 "correction on the group's prefix tree."})
+    oracle_k: int = field(default=2, metadata={"help": "token_credit='oracle': policy continuations per prefix of the "
+                          "Monte Carlo token advantages (denser.ground_truth; each costs a rollout)."})
+    oracle_stride: int = field(default=4, metadata={"help": "token_credit='oracle': Monte Carlo values every "
+                               "oracle_stride completion tokens."})
     sampling_seed_per_step: bool = field(
         default=False,
         metadata={"help": "Reseed the sampling stream from (seed, step) before each generation (common random "
@@ -147,6 +151,8 @@ class DenseRConfig(GRPOConfig):
                              f"got {self.denser_sample_groups}")
         if self.use_denser:
             check_credit_knobs(self)
+        if self.oracle_k < 1 or self.oracle_stride < 1:
+            raise ValueError(f"oracle_k and oracle_stride must be >= 1, got {self.oracle_k} and {self.oracle_stride}")
         if self.denser_capture not in CAPTURE_SOURCES:
             raise ValueError(f"denser_capture must be one of {', '.join(map(repr, CAPTURE_SOURCES))}, "
                              f"got {self.denser_capture!r}")
@@ -326,6 +332,7 @@ class DenseRTrainer(GRPOTrainer):
         # Override: the only place where completions are still grouped by prompt (before `_prepare_inputs`
         # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones, or marks the batch
         # for its training forward to do so.
+        self._denser_inputs = inputs  # the rows' dataset columns, for rewards of continued completions (oracle)
         if self.args.sampling_seed_per_step:  # common random numbers across arms of one seed
             torch.manual_seed(stream_seed("sampling", self.args.seed, self.state.global_step))
         if not (self.args.use_denser and self.model.training):
@@ -447,6 +454,7 @@ def _credit(
     inputs = CreditBatch(advantages, mask, self.num_generations, hidden_states=states,
                          entropies=policy_pass.entropies if policy_pass is not None else None,
                          logprobs=policy_pass.logprobs if policy_pass is not None else None,
+                         mc_advantages=self._mc_advantages(batch) if "mc_advantages" in signal.needs else None,
                          completion_ids=batch["completion_ids"], seed=self.args.seed, step=self.state.global_step)
     start = time.perf_counter()
     credit = token_credit(signal.name, inputs, **{keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()})
@@ -458,6 +466,42 @@ def _credit(
 
 
 DenseRTrainer._credit = _credit
+
+# %% ../nbs/07_trainer.ipynb #oraclecd1
+@torch.no_grad()
+def _mc_advantages(
+    self: DenseRTrainer,
+    batch: dict,  # a scored batch in the order of `self._denser_inputs`
+) -> torch.Tensor:
+    "(B, T) Monte Carlo token advantages of the batch's completions, from `oracle_k` policy continuations per prefix."
+    from denser.ground_truth import mc_token_advantages, prefix_values
+    rows, tokenizer = self._denser_inputs, self.processing_class
+    if any(not callable(f) or isinstance(f, torch.nn.Module) for f in self.reward_funcs):
+        raise NotImplementedError("token_credit='oracle' scores continuations with reward functions; reward models are not supported")
+    conversational = grpo_trainer.is_conversational(rows[0])
+    def reward(i, text):
+        columns = {key: [value] for key, value in rows[i].items() if key not in ("prompt", "completion")}
+        completion = [{"role": "assistant", "content": text}] if conversational else text
+        scores = [f(prompts=[rows[i]["prompt"]], completions=[completion], **columns)[0] for f in self.reward_funcs]
+        return float(sum(w * (s if s is not None else 0.0) for w, s in zip(self.reward_weights.tolist(), scores)))
+    prompts = [ids[mask.bool()].tolist() for ids, mask in zip(batch["prompt_ids"], batch["prompt_mask"])]
+    completions = [ids[mask.bool()].tolist() for ids, mask in zip(batch["completion_ids"], batch["completion_mask"])]
+    own = [reward(i, tokenizer.decode(c, skip_special_tokens=True)) for i, c in enumerate(completions)]
+    policy = self.accelerator.unwrap_model(self.model)
+    was_training = policy.training
+    policy.eval()
+    try:
+        values = prefix_values(policy, tokenizer, prompts, completions, own, reward, self.args.oracle_stride,
+                               self.args.oracle_k, self.max_completion_length, self.temperature,
+                               stream_seed("oracle", self.args.seed, self.state.global_step))
+    finally:
+        policy.train(was_training)
+    advantages = mc_token_advantages(values, [len(c) for c in completions], self.args.oracle_stride,
+                                     batch["completion_ids"].size(1))
+    return advantages.to(batch["advantages"].device)
+
+
+DenseRTrainer._mc_advantages = _mc_advantages
 
 # %% ../nbs/07_trainer.ipynb #c8e5b216
 _SCORED_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "tool_mask", "advantages")

@@ -111,3 +111,15 @@ def test_rival_knobs_are_checked():
     with pytest.raises(ValueError, match="thr_p"):
         DenseRConfig("out", token_credit="nthr", thr_p=0.2, use_cpu=True, report_to="none")
     DenseRConfig("out", token_credit="thr", thr_p=-0.2, use_cpu=True, report_to="none")
+
+
+def test_oracle_trains_with_monte_carlo_advantages(tiny, prompts, tmp_path):
+    "The trainer fills mc_advantages from policy continuations; the oracle's token advantages vary within completions."
+    trainer = make(tiny, prompts, tmp_path, token_credit="oracle", oracle_k=2, oracle_stride=4, max_steps=2)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2 and all(math.isfinite(entry["loss"]) for entry in logged)
+    assert any(entry["credit/weight_std"] > 0 for entry in logged)
+    with pytest.raises(ValueError, match="oracle_k"):
+        from denser.trainer import DenseRConfig
+        DenseRConfig("out", token_credit="oracle", oracle_k=0, use_cpu=True, report_to="none")
