@@ -19,9 +19,9 @@ from .eval import _eos_ids, derive_seed
 from .rewards import completion_text, extract_answer
 
 # %% auto #0
-__all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLES', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem', 'chain_prompt',
-           'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token', 'first_wrong_token', 'prefix_points',
-           'span_advantages', 'pad_points', 'sample', 'prefix_values', 'mc_token_advantages',
+__all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLES', 'CHAIN_CALIBRATED', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem',
+           'chain_prompt', 'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token', 'first_wrong_token',
+           'prefix_points', 'span_advantages', 'pad_points', 'sample', 'prefix_values', 'mc_token_advantages',
            'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
 
 # %% ../nbs/15_ground_truth.ipynb #7af3a7fc
@@ -107,7 +107,10 @@ def chain_reward(
     "1.0 where the completion's final number equals the chain's value, else 0.0 (a TRL reward function)."
     return [float(extract_answer(completion_text(c)) == a) for c, a in zip(completions, answer)]
 
-# %% ../nbs/15_ground_truth.ipynb #aa7243f9
+# %% ../nbs/15_ground_truth.ipynb #c9276d1e
+CHAIN_CALIBRATED = dict(terms=3, low=1, high=4, operators="+", shots=4)  # SmolLM2-135M-Instruct pass@1 ~0.5
+
+# %% ../nbs/15_ground_truth.ipynb #0ca7cfc5
 EQUATION = re.compile(r"(-?\d+(?:\s*[+\-]\s*-?\d+)+)\s*=\s*(-?\d+)")
 PIECE = re.compile(r"[+\-]?\s*\d+")
 
@@ -141,7 +144,7 @@ def first_wrong_char(
             break
     return text.rfind(answer)
 
-# %% ../nbs/15_ground_truth.ipynb #b674bb66
+# %% ../nbs/15_ground_truth.ipynb #5df51e49
 def char_to_token(
     completion_ids: list[int],  # the completion's token ids
     position: int,  # a character offset in its decoded text
@@ -164,7 +167,7 @@ def first_wrong_token(
     position = first_wrong_char(text, problem)
     return None if position is None else char_to_token(completion_ids, position, tokenizer)
 
-# %% ../nbs/15_ground_truth.ipynb #dece9a63
+# %% ../nbs/15_ground_truth.ipynb #a8e6f8e3
 def prefix_points(
     length: int,  # completion length L
     stride: int,  # S: estimate V every S tokens
@@ -174,7 +177,7 @@ def prefix_points(
         raise ValueError(f"stride must be >= 1, got {stride}")
     return sorted(set(range(0, length, stride)) | {length})
 
-# %% ../nbs/15_ground_truth.ipynb #43701cf1
+# %% ../nbs/15_ground_truth.ipynb #bad06134
 def span_advantages(
     values: torch.Tensor,  # (B, P) V at each row's points, padded by repeating the last value
     points: torch.Tensor,  # (B, P) prefix lengths, increasing, padded by repeating the last (= L_i)
@@ -199,7 +202,7 @@ def pad_points(
     width = max(map(len, rows))
     return torch.tensor([list(row) + [row[-1]] * (width - len(row)) for row in rows], dtype=torch.float64)
 
-# %% ../nbs/15_ground_truth.ipynb #58932168
+# %% ../nbs/15_ground_truth.ipynb #e7699cad
 @torch.no_grad()
 def sample(
     model,  # a causal LM
@@ -226,7 +229,7 @@ def sample(
         rows.append(ids[:end])
     return [rows[i * n:(i + 1) * n] for i in range(len(prompts))]
 
-# %% ../nbs/15_ground_truth.ipynb #f12c377d
+# %% ../nbs/15_ground_truth.ipynb #0b5dd6e4
 @torch.no_grad()
 def prefix_values(
     model,  # the policy
@@ -269,7 +272,7 @@ def mc_token_advantages(
     points = pad_points([prefix_points(length, stride) for length in lengths])
     return span_advantages(pad_points(values), points, width)
 
-# %% ../nbs/15_ground_truth.ipynb #4ea182ae
+# %% ../nbs/15_ground_truth.ipynb #41e6b647
 def within_completion_correlation(
     multipliers: torch.Tensor,  # (B, T) a signal's token advantages over A_i
     truth: torch.Tensor,  # (B, T) sign(A_i) * true token advantage
@@ -304,7 +307,7 @@ def mass_near(
     uniform = near.sum(-1) / valid.sum(-1).clamp_min(1)
     return torch.where((index >= 0) & (near.sum(-1) > 0) & (mass.sum(-1) > 0), share / uniform, torch.nan).float()
 
-# %% ../nbs/15_ground_truth.ipynb #e66f37b0
+# %% ../nbs/15_ground_truth.ipynb #690e8e4e
 def sign_flip_p_mc(
     differences,  # paired differences (NaNs dropped)
     draws: int = 20000,  # random sign patterns
