@@ -104,7 +104,7 @@ def prefix_tree_corrections(
     return torch.where(valid & branch, value(after) - value(before), 0.0).float()
 
 # %% ../nbs/03b_rivals.ipynb #a33d17c1
-@register_signal("tempo", needs=("completion_ids",), knobs=dict(tempo_lambda="lam"), reference="TEMPO (Prefix-to-Tree), 2025")
+@register_signal("tempo", needs=("completion_ids",), knobs=dict(tempo_lambda="lam"), reference="TEMPO, arXiv 2509.18314")
 def tempo_credit(
     batch: CreditBatch,
     lam: float = 1.0,  # weight of the TD correction
