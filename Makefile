@@ -43,8 +43,9 @@ run: setup
 walkthrough: setup
 	$(BIN)/denser walkthrough --out runs/walkthrough
 
-# Every test: package/notebook sync, the notebooks' own cells, then pytest (its summary line ends the output).
-test: setup check nbtest vllm-test pytest
+# Every test: package/notebook sync and kept outputs, nbdev_proc_nbs on every notebook (the docs build), the
+# notebooks' own cells, the vLLM tests, then pytest (its summary line ends the output).
+test: setup check docs-check nbtest vllm-test pytest
 
 check: setup
 	$(BIN)/python .ci/check_notebooks.py

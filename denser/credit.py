@@ -38,6 +38,8 @@ class CreditBatch:
     hidden_states: torch.Tensor | None = None  # (B, T, D) states predicting each completion token
     entropies: torch.Tensor | None = None  # (B, T) policy entropy at each completion position
     completion_ids: torch.Tensor | None = None  # (B, T) token ids
+    logprobs: torch.Tensor | None = None  # (B, T) policy log-probability of each completion token
+    mc_advantages: torch.Tensor | None = None  # (B, T) Monte Carlo token advantages (denser.ground_truth; costs rollouts)
     seed: int = 0  # the run's seed (for signals with their own random stream)
     step: int = 0  # the optimizer step (likewise)
 
@@ -49,7 +51,7 @@ class Credit:
     weights: TokenWeights | None = None  # DenseR's weights and divergences (denser signals only)
 
 # %% ../nbs/03a_credit.ipynb #a9dacfc7
-INPUTS = ("hidden_states", "entropies", "completion_ids")  # what a signal may need beyond advantages and mask
+INPUTS = ("hidden_states", "entropies", "completion_ids", "logprobs", "mc_advantages")  # what a signal may need beyond advantages and mask
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ from trl.trainer import grpo_trainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from .credit import INPUTS, SIGNALS, CreditBatch, Signal, credit_summary, stream_seed, token_credit
+from . import rivals  # noqa: F401 (registers the rival signals: nthr, thr, tempo, oracle)
 from .capture import capture_hidden_states, completion_states, find_decoder_layers
 from .weights import TokenWeights, check_weight_params
 
 # %% auto #0
 __all__ = ['CAPTURE_SOURCES', 'DENSER_REFERENCE', 'DENSER_FIELDS', 'check_complete_groups', 'resolve_signal',
-           'check_credit_knobs', 'check_counts', 'DenseRConfig', 'vllm_on_cpu', 'CPUVLLMGeneration', 'DenseRTrainer',
-           'model_card_section', 'create_model_card']
+           'check_credit_knobs', 'check_counts', 'DenseRConfig', 'DenseRTrainer', 'model_card_section',
+           'create_model_card']
 
 # %% ../nbs/07_trainer.ipynb #5cb1915d
 def check_complete_groups(
@@ -66,8 +67,10 @@ def resolve_signal(
     except (ImportError, AttributeError) as error:
         raise ValueError(f"token_credit {name!r}: cannot import {attribute!r} from {module_name!r} ({error})") from None
     registered = next((signal for signal in SIGNALS.values() if signal.function is function), None)
-    # registered with `register_signal`: its needs and DenseRConfig knobs; a plain function: every input, no knobs
-    signal = replace(registered, name=name) if registered else Signal(name, function, INPUTS, {}, name)
+    # registered with `register_signal`: its needs and DenseRConfig knobs; a plain function: every input the policy
+    # forward gives (not the oracle's Monte Carlo advantages, which cost rollouts: register a signal to ask for them)
+    plain = tuple(field for field in INPUTS if field != "mc_advantages")
+    signal = replace(registered, name=name) if registered else Signal(name, function, plain, {}, name)
     SIGNALS[name] = signal
     return signal
 
@@ -125,7 +128,9 @@ class DenseRConfig(GRPOConfig):
         default="denser",
         metadata={"help": "Token-credit signal (denser.credit.SIGNALS): 'denser' (A_i * w_i,t), 'denser_shuffled' (its "
                   "control: each completion's weights permuted), 'uniform' (GRPO), 'entropy' (GTPO's entropy credit "
-                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), a signal you registered, or 'module:function' (imported)."},
+                  "blended by denser_beta), 'ktae' (KTAE's key-token bonus), 'nthr', 'thr', 'tempo' (denser.rivals), "
+                  "'oracle' (Monte Carlo token advantages, oracle_k rollouts per prefix: slow on purpose), a signal you "
+                  "registered, or 'module:function' (imported)."},
     )
     token_credit_kwargs: dict | str | None = field(
         default=None,
@@ -172,6 +177,19 @@ class DenseRConfig(GRPOConfig):
     ktae_beta_ig: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the information-gain term."})
     ktae_gamma_tf: float = field(default=1.0, metadata={"help": "token_credit='ktae': weight of the term-frequency contrast."})
     ktae_top: float = field(default=1.0, metadata={"help": "token_credit='ktae': largest key-token bonus."})
+    nthr_tau: float = field(default=1.0, metadata={"help": "token_credit='nthr': a wrong completion's token is selected when its "
+                            "influence on the correct completions exceeds nthr_tau times the group's mean (denser.rivals)."})
+    nthr_beta: float = field(default=0.5, metadata={"help": "token_credit='nthr': fraction of the penalty the selected tokens keep."})
+    thr_p: float = field(default=0.5, metadata={"help": "token_credit='thr': reweighting strength and direction, "
+                         "A_i (1 + thr_p sign(THR)) on high-|THR| tokens; > 0 exploitation, < 0 exploration."})
+    thr_tau: float = field(default=1.0, metadata={"help": "token_credit='thr': a token is reweighted when |THR| exceeds "
+                           "thr_tau times the group's mean |THR|."})
+    tempo_lambda: float = field(default=1.0, metadata={"help": "token_credit='tempo': weight of the branch-gated TD "
+                                "correction on the group's prefix tree."})
+    oracle_k: int = field(default=2, metadata={"help": "token_credit='oracle': policy continuations per prefix of the "
+                          "Monte Carlo token advantages (denser.ground_truth; each costs a rollout)."})
+    oracle_stride: int = field(default=4, metadata={"help": "token_credit='oracle': Monte Carlo values every "
+                               "oracle_stride completion tokens."})
     sampling_seed_per_step: bool = field(
         default=False,
         metadata={"help": "Reseed the sampling stream from (seed, step) before each generation (common random "
@@ -196,6 +214,8 @@ class DenseRConfig(GRPOConfig):
                              f"got {self.denser_sample_groups}")
         if self.use_denser:
             check_credit_knobs(self)
+        if self.oracle_k < 1 or self.oracle_stride < 1:
+            raise ValueError(f"oracle_k and oracle_stride must be >= 1, got {self.oracle_k} and {self.oracle_stride}")
         if self.denser_capture not in CAPTURE_SOURCES:
             raise ValueError(f"denser_capture must be one of {', '.join(map(repr, CAPTURE_SOURCES))}, "
                              f"got {self.denser_capture!r}")
@@ -232,6 +252,7 @@ class _PolicyPass:
     states: list  # one (b, P+T, D) tensor per chunk TRL ran (empty when the signal reads no states)
     seconds: float  # wall-clock time of the pass
     entropies: torch.Tensor | None = None  # (B, T) policy entropies of the completion tokens, if the signal reads them
+    logprobs: torch.Tensor | None = None  # (B, T) policy log-probabilities of the completion tokens, if the signal reads them
     source: str = "trl"  # "trl" (TRL's old-logprob pass), "own" (DenseR's extra forward) or "training"
 
 # %% ../nbs/07_trainer.ipynb #cpuvllm2
@@ -350,8 +371,9 @@ class DenseRTrainer(GRPOTrainer):
         with capture_hidden_states(model, layer=self.args.denser_layer) if reads_states else nullcontext() as capture:
             result = super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
         entropies = result[1].detach().float() if "entropies" in self._signal.needs else None
+        logprobs = result[0].detach().float() if "logprobs" in self._signal.needs else None  # the same forward's
         policy_pass = _PolicyPass(tuple(input_ids.shape), capture.states if reads_states else [],
-                                  time.perf_counter() - start, entropies=entropies)
+                                  time.perf_counter() - start, entropies=entropies, logprobs=logprobs)
         if pending is None:
             self._denser_passes.append(policy_pass)
         else:
@@ -374,6 +396,7 @@ class DenseRTrainer(GRPOTrainer):
         # Override: the only place where completions are still grouped by prompt (before `_prepare_inputs`
         # shuffles and splits them); turns TRL's (B,) advantages into DenseR's (B, T) ones, or marks the batch
         # for its training forward to do so.
+        self._denser_inputs = inputs  # the rows' dataset columns, for rewards of continued completions (oracle)
         if self.args.sampling_seed_per_step:  # common random numbers across arms of one seed
             torch.manual_seed(stream_seed("sampling", self.args.seed, self.state.global_step))
         if not (self.args.use_denser and self.model.training):
@@ -416,8 +439,8 @@ def _weights_from_training_forward(self: DenseRTrainer) -> bool:
 
 
 def _reads_policy_forward(self: DenseRTrainer) -> bool:
-    "Whether the token-credit signal reads something only a policy forward computes (states, entropies)."
-    return bool({"hidden_states", "entropies"} & set(self._signal.needs))
+    "Whether the token-credit signal reads something only a policy forward computes (states, entropies, log-probs)."
+    return bool({"hidden_states", "entropies", "logprobs"} & set(self._signal.needs))
 
 
 DenseRTrainer._weights_from_training_forward = _weights_from_training_forward
@@ -494,6 +517,8 @@ def _credit(
     signal = self._signal
     inputs = CreditBatch(advantages, mask, self.num_generations, hidden_states=states,
                          entropies=policy_pass.entropies if policy_pass is not None else None,
+                         logprobs=policy_pass.logprobs if policy_pass is not None else None,
+                         mc_advantages=self._mc_advantages(batch) if "mc_advantages" in signal.needs else None,
                          completion_ids=batch["completion_ids"], seed=self.args.seed, step=self.state.global_step)
     start = time.perf_counter()
     knobs = {keyword: getattr(self.args, knob) for knob, keyword in signal.knobs.items()}
@@ -506,6 +531,42 @@ def _credit(
 
 
 DenseRTrainer._credit = _credit
+
+# %% ../nbs/07_trainer.ipynb #oraclecd1
+@torch.no_grad()
+def _mc_advantages(
+    self: DenseRTrainer,
+    batch: dict,  # a scored batch in the order of `self._denser_inputs`
+) -> torch.Tensor:
+    "(B, T) Monte Carlo token advantages of the batch's completions, from `oracle_k` policy continuations per prefix."
+    from denser.ground_truth import mc_token_advantages, prefix_values
+    rows, tokenizer = self._denser_inputs, self.processing_class
+    if any(not callable(f) or isinstance(f, torch.nn.Module) for f in self.reward_funcs):
+        raise NotImplementedError("token_credit='oracle' scores continuations with reward functions; reward models are not supported")
+    conversational = grpo_trainer.is_conversational(rows[0])
+    def reward(i, text):
+        columns = {key: [value] for key, value in rows[i].items() if key not in ("prompt", "completion")}
+        completion = [{"role": "assistant", "content": text}] if conversational else text
+        scores = [f(prompts=[rows[i]["prompt"]], completions=[completion], **columns)[0] for f in self.reward_funcs]
+        return float(sum(w * (s if s is not None else 0.0) for w, s in zip(self.reward_weights.tolist(), scores)))
+    prompts = [ids[mask.bool()].tolist() for ids, mask in zip(batch["prompt_ids"], batch["prompt_mask"])]
+    completions = [ids[mask.bool()].tolist() for ids, mask in zip(batch["completion_ids"], batch["completion_mask"])]
+    own = [reward(i, tokenizer.decode(c, skip_special_tokens=True)) for i, c in enumerate(completions)]
+    policy = self.accelerator.unwrap_model(self.model)
+    was_training = policy.training
+    policy.eval()
+    try:
+        values = prefix_values(policy, tokenizer, prompts, completions, own, reward, self.args.oracle_stride,
+                               self.args.oracle_k, self.max_completion_length, self.temperature,
+                               stream_seed("oracle", self.args.seed, self.state.global_step))
+    finally:
+        policy.train(was_training)
+    advantages = mc_token_advantages(values, [len(c) for c in completions], self.args.oracle_stride,
+                                     batch["completion_ids"].size(1))
+    return advantages.to(batch["advantages"].device)
+
+
+DenseRTrainer._mc_advantages = _mc_advantages
 
 # %% ../nbs/07_trainer.ipynb #c8e5b216
 _SCORED_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "tool_mask", "advantages")
@@ -526,6 +587,8 @@ def _weigh_training_batch(
     states = self._captured_states([policy_pass], inputs)
     if policy_pass.entropies is not None:
         policy_pass.entropies = policy_pass.entropies[order]
+    if policy_pass.logprobs is not None:
+        policy_pass.logprobs = policy_pass.logprobs[order]
     scored = {key: inputs[key][order] for key in _SCORED_KEYS if key in inputs}
     self._credit(scored, policy_pass, states[order] if states is not None else None)
     inputs["advantages"] = scored["advantages"][rows]
