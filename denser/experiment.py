@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -309,6 +310,9 @@ def check_specs(
     "Build every run's `RunSpec` (CPU stand-ins without CUDA); one line per run, a ValueError on the first bad one."
     import torch
     from denser.run import RunSpec
+    from denser.train import UPSTREAM_WARNINGS
+    for category, message in UPSTREAM_WARNINGS:  # libraries warning about each other: not the user's to fix
+        warnings.filterwarnings("ignore", message=message, category=category)
     stand_ins = {} if torch.cuda.is_available() else CPU_STAND_INS
     lines = []
     for run in experiment.runs:

@@ -24,7 +24,7 @@ import psutil
 import yaml
 
 from .execute import RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment
-from .utils import check_writable_dir, write_atomic
+from .utils import check_writable_dir, did_you_mean, write_atomic
 from .experiment import (Experiment, Run, check_name, check_specs, declared_parameters, list_experiments, load_experiment,
                                stale_reason)
 from .results import RunResult, read_status
@@ -395,16 +395,17 @@ def run(args) -> int:
             print(f"{name:22s} {load_experiment(name).description.split('. ')[0]}")
         return 0
     experiment = load_experiment(args.experiment)
+    only = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(only) - {r.name for r in experiment.runs})
+    if unknown:
+        names = [r.name for r in experiment.runs]
+        raise ValueError(f"--only: unknown run {unknown[0]!r}{did_you_mean(unknown[0], names)}; runs of "
+                         f"{experiment.name}: {', '.join(names)}")
     if args.dry_run:
         for line in check_specs(experiment):
             print(f"  {line}")
     else:
         check_writable_dir(Path(args.runs_dir) / experiment.name, "--runs-dir")
-    only = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(only) - {r.name for r in experiment.runs})
-    if unknown:
-        print(f"unknown runs {unknown}; runs of {experiment.name}: {[r.name for r in experiment.runs]}", file=sys.stderr)
-        return 2
     resume = shlex.join(["denser", "reproduce", args.experiment, "--runs-dir", args.runs_dir]
                         + (["--only", args.only] if args.only else []))
     try:

@@ -176,3 +176,9 @@ def test_an_unwritable_runs_dir_is_one_line(tmp_path):
     result = reproduce("ci-tiny", "--runs-dir", str(tmp_path / "afile" / "sub"), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "--runs-dir" in result.stderr and "is not a writable directory" in result.stderr
+
+
+def test_an_unknown_only_run_is_one_line_with_the_prefix(tmp_path):
+    result = reproduce("ci-tiny", "--only", "nope", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("denser reproduce: error: --only: unknown run 'nope'"), result.stderr
