@@ -20,7 +20,7 @@ from .trainer import DenseRConfig
 # %% auto #0
 __all__ = ['NATIVE_BF16_FLAGS', 'PRECISIONS', 'DEFAULT_PRECISION', 'RUN_TYPES', 'GRPO', 'cpu_bf16_flags', 'check_precision',
            'resolve_precision', 'DenseRScriptArguments', 'RunArguments', 'run_fields', 'check_keys', 'RunSpec',
-           'read_config', 'with_signal']
+           'training_data', 'read_config', 'with_signal']
 
 # %% ../nbs/12_run.ipynb #52af83f2
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # /proc/cpuinfo flags of native bf16 dot products (x86, Arm)
@@ -223,15 +223,22 @@ class RunSpec:
 
     def train_data(self) -> data.Resolved:
         "The training rows and the dataset's own reward."
-        return data.resolve(self.script.dataset_name, self.script.dataset_train_split, self.script.max_train_samples,
-                            self.training.seed, self.script.distinct_prompts, self.script.prompt_template,
-                            self.script.data_dir, self.script.dataset_config)
+        return training_data(self.script, self.training.seed)
 
     def describe(self) -> str:
         "One line: model, data, credit, steps."
         credit = self.training.token_credit if self.training.use_denser else "plain GRPO"
         return (f"{self.model.model_name_or_path} on {self.script.dataset_name}, {credit}, "
                 f"{self.training.max_steps} steps")
+
+
+def training_data(
+    script: DenseRScriptArguments,  # the run's data fields
+    seed: int,  # the run's seed (reasoning-gym generation)
+) -> data.Resolved:
+    "The training rows named by `script.dataset_name` and their reward (`denser.data.resolve`)."
+    return data.resolve(script.dataset_name, script.dataset_train_split, script.max_train_samples, seed,
+                        script.distinct_prompts, script.prompt_template, script.data_dir, script.dataset_config)
 
 # %% ../nbs/12_run.ipynb #b372926f
 def _precision(

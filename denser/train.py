@@ -27,7 +27,7 @@ from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_p
 
 import denser
 from . import data, models, rewards
-from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields
+from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields, training_data
 from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
 from .utils import check_writable_dir, did_you_mean
 
@@ -187,9 +187,7 @@ def load_datasets(
     eval_name = (script_args.eval_dataset_name or script_args.dataset_name) if evaluate else None
     if eval_name:
         data.check_dataset(eval_name)  # before the training rows are made
-    train = data.resolve(script_args.dataset_name, script_args.dataset_train_split, script_args.max_train_samples,
-                         training_args.seed, script_args.distinct_prompts, script_args.prompt_template,
-                         script_args.data_dir, script_args.dataset_config).dataset
+    train = training_data(script_args, training_args.seed).dataset
     if not evaluate:
         return train, None
     eval_split = "eval" if data.canonical_name(eval_name).startswith(data.RG_PREFIX) else script_args.dataset_test_split
