@@ -5,28 +5,23 @@
 # %% ../nbs/03a_credit.ipynb #3fb29c18
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
+from .utils import seed_from
 from .weights import TokenWeights, token_weights
 
 # %% auto #0
-__all__ = ['INPUTS', 'SIGNALS', 'DENSER_KNOBS', 'KTAE_KNOBS', 'stream_seed', 'CreditBatch', 'Credit', 'Signal', 'register_signal',
+__all__ = ['stream_seed', 'INPUTS', 'SIGNALS', 'DENSER_KNOBS', 'KTAE_KNOBS', 'CreditBatch', 'Credit', 'Signal', 'register_signal',
            'token_credit', 'uniform_credit', 'denser_credit', 'shuffle_within_rows', 'denser_shuffled_credit',
            'mean_one', 'entropy_credit', 'fisher_exact_p', 'information_gain', 'key_token_bonus', 'ktae_credit',
            'credit_summary']
 
 # %% ../nbs/03a_credit.ipynb #99bcf979
-def stream_seed(
-    *keys: int | str,  # what identifies the stream, e.g. ("sampling", seed, step)
-) -> int:
-    "A stable seed in [0, 2**63) for the random stream named by `keys`."
-    digest = hashlib.sha256(repr(tuple(keys)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+stream_seed = seed_from  # the training streams: 63 bits, the default width of `seed_from`
 
 # %% ../nbs/03a_credit.ipynb #a5a0b953
 @dataclass
@@ -136,7 +131,7 @@ def shuffle_within_rows(
     for row in range(values.size(0)):
         positions = mask[row].bool().nonzero().squeeze(1)
         if len(positions) > 1:
-            generator = torch.Generator().manual_seed(stream_seed("shuffle", seed, step, row))
+            generator = torch.Generator().manual_seed(seed_from("shuffle", seed, step, row))
             order = torch.randperm(len(positions), generator=generator).to(positions.device)
             shuffled[row, positions] = values[row, positions[order]]
     return shuffled

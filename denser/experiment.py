@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 import denser
-from .utils import did_you_mean, read_yaml
+from .utils import check_keys, did_you_mean, read_yaml
 from .execute import EXPERIMENT_NOTEBOOKS, experiment_notebook
 
 # %% auto #0
@@ -154,17 +154,6 @@ RUN_KEYS = ("name", "notebook", "config", "parameters", "grid", "arm")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")  # run and experiment names: a folder, never a path
 
 
-def _check_keys(mapping, allowed, where: str):
-    "Raise a ValueError naming the first key of `mapping` that is not in `allowed`, and the closest allowed one."
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(mapping).__name__}: {str(mapping)[:60]!r}")
-    for key in mapping:
-        if key not in allowed:
-            valid = (f"valid: {', '.join(sorted(allowed))}" if len(allowed) <= 20 else
-                     "a run's fields are listed by `denser train --help-all`")
-            raise ValueError(f"{where}: unknown key {key!r}{did_you_mean(str(key), allowed)}; {valid}")
-
-
 def check_name(
     name: str,  # a run or experiment name
     what: str,  # "run" or "experiment", for the message
@@ -204,7 +193,7 @@ def _expand(
     where: str,  # for messages
 ) -> list[Run]:
     "The runs of one `runs:` entry: one run, or one per combination of its `grid`, each checked."
-    _check_keys(entry, RUN_KEYS, where)
+    check_keys(entry, RUN_KEYS, where)
     if "name" not in entry or "notebook" not in entry:
         raise ValueError(f"{where}: each run needs `name` and `notebook` (optional: {', '.join(RUN_KEYS[2:])})")
     try:
@@ -215,7 +204,7 @@ def _expand(
     own = declared - {"config", "arm", "out_dir"}
     takes_config = "config" in declared
     grid = entry.get("grid") or {}
-    _check_keys(grid, [*own, "arm", *(_spec_fields() if takes_config else ())], f"{where} grid")
+    check_keys(grid, [*own, "arm", *(_spec_fields() if takes_config else ())], f"{where} grid")
     if any(not isinstance(values, list) or not values for values in grid.values()):
         raise ValueError(f"{where}: each grid key takes a non-empty list of values, got {grid}")
     code = {"code_version": code_version} if code_version else code_record(notebook)
@@ -227,12 +216,12 @@ def _expand(
             raise ValueError(f"{where}: unknown arm {arm!r}{did_you_mean(str(arm), arms)}; the experiment's arms: "
                              f"{', '.join(arms) or 'none'}")
         parameters = {**(entry.get("parameters") or {}), **{k: v for k, v in combo.items() if k in own}}
-        _check_keys(parameters, own, f"{where} parameters of notebook {entry['notebook']!r}")
+        check_keys(parameters, own, f"{where} parameters of notebook {entry['notebook']!r}")
         config = None
         if takes_config:
             config = {**shared, **arms.get(arm, {}), **(entry.get("config") or {}),
                       **{k: v for k, v in combo.items() if k not in own}}
-            _check_keys(config, _spec_fields(), f"{where} config")
+            check_keys(config, _spec_fields(), f"{where} config")
         elif entry.get("config") or arm:
             raise ValueError(f"{where}: notebook {entry['notebook']!r} takes no run config or arm; its parameters: "
                              f"{', '.join(sorted(own))}")
@@ -264,13 +253,13 @@ def load_experiment(
         raise ValueError(f"unknown experiment {str(name_or_path)!r}{did_you_mean(str(name_or_path), list_experiments())}; "
                          f"available: {', '.join(list_experiments()) or 'none'}")
     spec = read_yaml(path) or {}
-    _check_keys({k: v for k, v in spec.items() if not str(k).startswith("x-")} if isinstance(spec, dict) else spec,
+    check_keys({k: v for k, v in spec.items() if not str(k).startswith("x-")} if isinstance(spec, dict) else spec,
                 EXPERIMENT_KEYS, str(path))  # `x-NAME:` keys only hold YAML anchors (`&name`) for the runs
     arms, shared = spec.get("arms") or {}, spec.get("config") or {}
-    _check_keys(shared, _spec_fields() if shared else (), f"{path} config")
+    check_keys(shared, _spec_fields() if shared else (), f"{path} config")
     for arm, values in arms.items():
         check_name(arm, "arm")
-        _check_keys(values, _spec_fields(), f"{path} arm {arm!r}")
+        check_keys(values, _spec_fields(), f"{path} arm {arm!r}")
     entries = spec.get("runs") or []
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: `runs` must list the experiment's runs")
@@ -283,7 +272,7 @@ def load_experiment(
         raise ValueError(f"{path}: run names must be unique, repeated: {duplicates}")
     report = None
     if spec.get("report"):
-        _check_keys(spec["report"], ("notebook", "parameters"), f"{path} report")
+        check_keys(spec["report"], ("notebook", "parameters"), f"{path} report")
         report = _expand({"name": "report", **spec["report"]}, {}, {}, code_version, f"{path} report")[0]
     try:
         timeout, jobs = int(spec.get("run_timeout", 3600)), int(spec.get("jobs", 1))

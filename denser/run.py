@@ -14,13 +14,13 @@ from trl import DatasetMixtureConfig, ModelConfig, TrlParser
 from trl.scripts.grpo import GRPOScriptArguments
 
 from . import data
-from .utils import did_you_mean, read_yaml
+from .utils import check_keys, did_you_mean, read_yaml
 from .trainer import DenseRConfig
 
 # %% auto #0
 __all__ = ['NATIVE_BF16_FLAGS', 'PRECISIONS', 'DEFAULT_PRECISION', 'RUN_TYPES', 'GRPO', 'cpu_bf16_flags', 'check_precision',
-           'resolve_precision', 'DenseRScriptArguments', 'RunArguments', 'run_fields', 'check_keys', 'RunSpec',
-           'training_data', 'read_config', 'with_signal']
+           'resolve_precision', 'DenseRScriptArguments', 'RunArguments', 'run_fields', 'RunSpec', 'training_data',
+           'read_config', 'with_signal']
 
 # %% ../nbs/12_run.ipynb #52af83f2
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # /proc/cpuinfo flags of native bf16 dot products (x86, Arm)
@@ -149,20 +149,6 @@ def run_fields() -> set[str]:
     "Every field name a run mapping may hold."
     return {f.name for dataclass_type in RUN_TYPES for f in fields(dataclass_type)}
 
-# %% ../nbs/12_run.ipynb #eab86277
-def check_keys(
-    mapping: dict,  # field names to values
-    source: str,  # where the mapping came from, for the message (a file, an experiment run)
-    allowed: set[str] | None = None,  # valid names; default `run_fields()`
-):
-    "Raise one ValueError naming every unknown key of `mapping` and the valid name closest to each."
-    allowed = run_fields() if allowed is None else allowed
-    unknown = [str(key) for key in mapping if key not in allowed]
-    if unknown:
-        listed = ", ".join(f"{key!r}{did_you_mean(key, allowed)}" for key in unknown)
-        raise ValueError(f"{source}: unknown field{'s' * (len(unknown) > 1)} {listed}; `denser train --help-all` "
-                         "lists them all")
-
 # %% ../nbs/12_run.ipynb #6a7a14f6
 @dataclass
 class RunSpec:
@@ -186,7 +172,7 @@ class RunSpec:
         "Check `mapping` and parse it (defaults, then `mapping`, then `overrides`)."
         if not isinstance(mapping, dict):
             raise ValueError(f"{source} must be a mapping of field names to values, not a {type(mapping).__name__}")
-        check_keys(mapping, source)
+        check_keys(mapping, run_fields(), source, noun="field")
         values = {**mapping, **overrides}
         bf16, note = _precision(values)
         if bf16 is not None:
@@ -268,7 +254,7 @@ def read_config(
     environment = config.pop("env", None) or {}
     if not isinstance(environment, dict):
         raise ValueError(f"{path}: `env` must map environment variable names to values")
-    check_keys(config, str(path))
+    check_keys(config, run_fields(), str(path), noun="field")
     os.environ.update({str(name): str(value) for name, value in environment.items()})
     return config
 

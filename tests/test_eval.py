@@ -147,6 +147,16 @@ def test_bad_input_is_refused_with_what_is_available(tmp_path):
         evaluate(config(tmp_path, data_dir=str(tmp_path)))
 
 
+def test_hf_samples_are_seeded_per_sample(tmp_path):
+    "Each sample has its own seed (denser.generation.sample_seed): another batch size gives the same samples."
+    case = dict(model="tiny-qwen3", benchmarks=["rg:basic_arithmetic"], n=3, k=[1, 3], max_tokens=8, limit=4, greedy=False)
+    for out, batch_size in (("two-per-call", 6), ("one-per-call", 3)):
+        evaluate(EvalConfig(**case, batch_size=batch_size, out=str(tmp_path / out)))
+    samples = [read_records(tmp_path / out / "samples" / "rg-basic_arithmetic.jsonl") for out in ("two-per-call", "one-per-call")]
+    assert samples[0] == samples[1]
+    assert any(len(set(record["samples"])) > 1 for record in samples[0].values())  # sampled, not greedy
+
+
 # vLLM: run with .venv-vllm/bin/python -m pytest tests/test_eval.py -k vllm (see scripts/setup_vllm_cpu.sh)
 
 VLLM_CASE = dict(model="smollm2-135m-instruct", benchmarks=["rg:basic_arithmetic"], n=2, k=[1, 2], max_tokens=40, limit=4,
