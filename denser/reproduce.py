@@ -5,162 +5,26 @@
 # %% ../nbs/11_reproduce.ipynb #243734c4
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import yaml
 
-from .execute import RUN_ENVIRONMENT, experiment_notebook, failure, papermill_command, run_environment
+from .execute import experiment_notebook, failure, papermill_command, run_environment
 from .utils import check_writable_dir, did_you_mean, write_atomic
-from .experiment import (Experiment, Run, check_name, check_specs, declared_parameters, list_experiments, load_experiment,
+from .experiment import (Experiment, Run, check_specs, declared_parameters, list_experiments, load_experiment,
                                stale_reason)
 from .results import RunResult, read_status
+from .processes import GRACE_SECONDS, RunProcesses, Stop, claim_run_dir, lock_holder, stop_on_signals
 
 # %% auto #0
-__all__ = ['GRACE_SECONDS', 'LOCK_FILE', 'stop_processes', 'RunProcesses', 'lock_holder', 'claim_run_dir', 'progress_line',
-           'execute_run', 'run_state', 'is_done', 'Stop', 'reproduce', 'add_arguments', 'run']
-
-# %% ../nbs/11_reproduce.ipynb #1595adf7
-GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when runs are stopped
-
-
-def _running(process: psutil.Process) -> bool:
-    "Whether `process` still runs (an exited zombie waiting for its parent does not)."
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _signal_groups(groups: set[int], signum: int):
-    "Send `signum` to each process group in `groups` that still exists."
-    for group in groups:
-        try:
-            os.killpg(group, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _wait_gone(children: list[subprocess.Popen], descendants: list[psutil.Process], until: float) -> bool:
-    "Wait until every process has exited or the monotonic clock passes `until`; return whether all have."
-    while True:
-        alive = [c for c in children if c.poll() is None] + [p for p in descendants if _running(p)]
-        if not alive or time.monotonic() >= until:
-            return not alive
-        time.sleep(0.1)
-
-
-def stop_processes(
-    children: list[subprocess.Popen],  # processes each started in a session of its own
-    grace: float = GRACE_SECONDS,  # seconds between SIGTERM and SIGKILL
-):
-    "SIGTERM the process groups of `children` and of all their descendants, SIGKILL what is left after `grace` s, wait for all."
-    children = [c for c in children if c.poll() is None]
-    descendants, groups = [], {c.pid for c in children}  # a session leader's group id is its pid
-    for child in children:
-        try:
-            descendants += psutil.Process(child.pid).children(recursive=True)
-        except psutil.Error:
-            pass
-    for process in descendants:
-        try:
-            groups.add(os.getpgid(process.pid))
-        except ProcessLookupError:
-            pass
-    groups.discard(os.getpgrp())
-    _signal_groups(groups, signal.SIGTERM)
-    if not _wait_gone(children, descendants, time.monotonic() + grace):
-        _signal_groups(groups, signal.SIGKILL)
-        _wait_gone(children, descendants, time.monotonic() + grace)
-
-# %% ../nbs/11_reproduce.ipynb #78395ca6
-class RunProcesses:
-    "The papermill processes of the runs in flight: `stop` ends them all, and no run starts after it."
-
-    def __init__(
-        self,
-        grace: float = GRACE_SECONDS,  # seconds between SIGTERM and SIGKILL
-    ):
-        self.grace = grace
-        self.reason = None  # why the runs were stopped, once they were (e.g. "SIGINT")
-        self._lock, self._children = threading.Lock(), set()
-
-    def start(self, command: list[str], **popen) -> subprocess.Popen | None:
-        "Start `command` in a session of its own and track it; None once stopped."
-        with self._lock:
-            if self.reason is not None:
-                return None
-            child = subprocess.Popen(command, start_new_session=True, **popen)
-            self._children.add(child)
-            return child
-
-    def finished(self, child: subprocess.Popen):
-        "Stop `child` if it still runs (its thread failed), then forget it."
-        stop_processes([child], self.grace)
-        with self._lock:
-            self._children.discard(child)
-
-    def refuse(self, reason: str) -> bool:
-        "Record `reason` and start no process from now on; True for the first call, False once a reason is recorded."
-        with self._lock:
-            first, self.reason = self.reason is None, self.reason or reason
-        return first
-
-    def stop(self, reason: str):
-        "Stop every process in flight, record `reason` (unless one is), and refuse new ones."
-        self.refuse(reason)
-        with self._lock:
-            children = list(self._children)
-        stop_processes(children, self.grace)
-
-# %% ../nbs/11_reproduce.ipynb #7e6ac6d6
-LOCK_FILE = ".lock"  # in each run folder, held by the process executing the run
-
-
-def lock_holder(run_dir: Path) -> str:
-    "Who holds (or last held) the lock of `run_dir`, as its lock file says."
-    try:
-        owner = json.loads((run_dir / LOCK_FILE).read_text())
-        return f"pid {owner['pid']} on {owner['host']} since {owner['since']}"
-    except (OSError, ValueError, KeyError):
-        return "another process"
-
-
-@contextmanager
-def claim_run_dir(
-    run_dir: Path,  # the folder to lock
-    wait: bool = False,  # wait (polling each second) while another process holds it, instead of giving up
-    stopping=lambda: False,  # a wait ends, yielding None, once this returns True
-):
-    "Hold the lock of `run_dir` for the block, yielding the open lock file, or yield None if another process holds it."
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "a+") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not wait or stopping():
-                    yield None
-                    return
-                time.sleep(1)
-        lock.truncate(0)
-        lock.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))))
-        lock.flush()
-        yield lock
+__all__ = ['progress_line', 'execute_run', 'run_state', 'is_done', 'reproduce', 'add_arguments', 'run']
 
 # %% ../nbs/11_reproduce.ipynb #865c24cc
 def progress_line(
@@ -260,43 +124,6 @@ def is_done(run: Run, run_dir: Path) -> bool:
     "Whether `run_dir` holds this run done (`run_state` is None)."
     return run_state(run, run_dir) is None
 
-# %% ../nbs/11_reproduce.ipynb #20e796f8
-class Stop(BaseException):
-    "SIGINT or SIGTERM received by `denser reproduce`: its runs in flight were stopped."
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextmanager
-def _signals_stop(
-    processes: RunProcesses,  # once these are being stopped, further signals are ignored
-):
-    "In the block, SIGINT and SIGTERM raise `Stop` in the main thread (signals set to be ignored stay ignored)."
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # the first signal records the stop before anything else; later ones are ignored
-        if processes.refuse(signal.Signals(signum).name):
-            signalled.append(signum)
-            for other in previous:  # by the kernel, from now on: nothing can interrupt the stop or end the process
-                signal.signal(other, signal.SIG_IGN)
-            raise Stop(signum)
-
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    signalled = []
-    for signum, old in previous.items():
-        if old is not signal.SIG_IGN:
-            signal.signal(signum, handler)
-    try:
-        yield
-    finally:
-        if not signalled:  # the caller's handlers again; after a signal the process is ending and ignores more
-            for signum, old in previous.items():
-                signal.signal(signum, signal.SIG_DFL if old is None else old)
-
 # %% ../nbs/11_reproduce.ipynb #50b830d6
 def reproduce(
     experiment: Experiment,  # what to run
@@ -347,7 +174,7 @@ def reproduce(
         return run.name, status
 
     pool, futures = ThreadPoolExecutor(max_workers=max(1, experiment.jobs)), []
-    with _signals_stop(processes):
+    with stop_on_signals(processes):
         try:
             futures = [pool.submit(execute, *job) for job in pending]
             statuses.update(future.result() for future in as_completed(futures))

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -20,98 +19,14 @@ import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import pandas as pd
-import torch
 
-from .results import RESULT_FILE, RunResult
-from .weights import TokenWeights
+from .run_logs import TokenSample
+# also importable from here, as before `denser.run_logs`
+from .run_logs import LOG_FILES, read_log_history, read_samples, sample_from_record, samples_from_batch
 
 # %% auto #0
-__all__ = ['COLOR_BY', 'MISSING_COLOR', 'VALUE_NAMES', 'LOG_FILES', 'TokenSample', 'samples_from_batch', 'sample_from_record',
-           'read_samples', 'value_fraction', 'value_rgb', 'css_rgb', 'text_rgb', 'display_text', 'Heatmap',
-           'token_heatmap', 'plot_token_heatmap', 'plot_weight_histogram', 'read_log_history', 'plot_denser_metrics']
-
-# %% ../nbs/09_viz.ipynb #7ad33ebb
-@dataclass
-class TokenSample:
-    "One completion's tokens with its advantage, DenseR weights and (optionally) per-token divergences."
-    tokens: list[str]  # each completion token decoded on its own
-    weights: list[float]  # w_{i,t}, one per token
-    advantage: float  # GRPO's scalar advantage A_i
-    cross: list[float] | None = None  # per-token cross-class divergence (None: not recorded)
-    within: list[float] | None = None  # per-token within-class divergence (None: not recorded)
-    cross_mean: float | None = None  # the completion's mean cross-class divergence
-    within_mean: float | None = None  # the completion's mean within-class divergence
-    label: str = ""  # shown before the row, e.g. "step 3 · group 0 · #2"
-
-    def __post_init__(self):
-        for name in ("weights", "cross", "within"):
-            values = getattr(self, name)
-            if values is not None and len(values) != len(self.tokens):
-                raise ValueError(f"{name} has {len(values)} values for {len(self.tokens)} tokens; "
-                                 "there must be one per token")
-
-# %% ../nbs/09_viz.ipynb #bed54faf
-def _floats(values: torch.Tensor) -> list[float]:
-    return [float(v) for v in values.detach().float().cpu()]
-
-
-def _finite_or_none(value) -> float | None:
-    return None if value is None or not math.isfinite(float(value)) else float(value)
-
-
-def samples_from_batch(
-    tokens: list[list[str]],  # B lists: completion i's tokens at positions 0..L_i-1
-    advantages: torch.Tensor,  # (B,) GRPO advantages
-    result: TokenWeights,  # `token_weights` of the same batch: weights and per-token divergences (B, T)
-    labels: list[str] | None = None,  # optional row labels; default "#i"
-) -> list[TokenSample]:
-    "One `TokenSample` per row of a batch weighed by `token_weights`."
-    batch, length = result.weights.shape
-    if len(tokens) != batch or advantages.shape != (batch,):
-        raise ValueError(f"tokens ({len(tokens)} rows) and advantages {tuple(advantages.shape)} must match the "
-                         f"B={batch} rows of the weights")
-    if max(map(len, tokens), default=0) > length:
-        raise ValueError(f"a row has {max(map(len, tokens))} tokens but the weights cover only T={length} positions")
-    labels = labels or [f"#{row}" for row in range(batch)]
-    return [TokenSample(list(toks), _floats(result.weights[row, : len(toks)]), float(advantages[row]),
-                        _floats(result.cross_per_token[row, : len(toks)]),
-                        _floats(result.within_per_token[row, : len(toks)]),
-                        _finite_or_none(result.cross[row]), _finite_or_none(result.within[row]), labels[row])
-            for row, toks in enumerate(tokens)]
-
-# %% ../nbs/09_viz.ipynb #6fff73f2
-def _nan_for_none(values: list | None) -> list[float] | None:
-    return None if values is None else [math.nan if v is None else float(v) for v in values]
-
-
-def sample_from_record(
-    record: dict,  # one line of denser_samples.jsonl
-) -> TokenSample:
-    "A `TokenSample` from one record of the trainer's sample file."
-    missing = [key for key in ("tokens", "weights", "advantage") if key not in record]
-    if missing:
-        raise ValueError(f"a sample record needs keys tokens, weights and advantage; missing {missing}")
-    label = " · ".join(f"{key} {record[key]}" for key in ("step", "group", "index") if key in record)
-    return TokenSample(record["tokens"], _nan_for_none(record["weights"]), float(record["advantage"]),
-                       _nan_for_none(record.get("cross_per_token")), _nan_for_none(record.get("within_per_token")),
-                       _finite_or_none(record.get("cross")), _finite_or_none(record.get("within")), label)
-
-
-def read_samples(
-    path: str | os.PathLike,  # denser_samples.jsonl, or the run's output_dir that holds it
-    steps: int | list[int] | None = None,  # keep only these steps; None keeps all, -1 the last one
-) -> list[TokenSample]:
-    "The completions the trainer sampled to `denser_samples.jsonl`, in file order."
-    path = Path(path)
-    if path.is_dir():
-        path = path / "denser_samples.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if steps == -1:
-        steps = max((r.get("step", 0) for r in records), default=0)
-    if steps is not None:
-        wanted = {steps} if isinstance(steps, int) else set(steps)
-        records = [r for r in records if r.get("step") in wanted]
-    return [sample_from_record(r) for r in records]
+__all__ = ['COLOR_BY', 'MISSING_COLOR', 'VALUE_NAMES', 'value_fraction', 'value_rgb', 'css_rgb', 'text_rgb', 'display_text',
+           'Heatmap', 'token_heatmap', 'plot_token_heatmap', 'plot_weight_histogram', 'plot_denser_metrics']
 
 # %% ../nbs/09_viz.ipynb #d2f07688
 COLOR_BY = {
@@ -362,41 +277,6 @@ def plot_weight_histogram(
     ax.set(xlabel="token weight w", ylabel="tokens", title="DenseR token weights")
     ax.legend(fontsize=8)
     return ax
-
-# %% ../nbs/09_viz.ipynb #9fde8310
-LOG_FILES = ("trainer_state.json", "metrics.json")  # files holding a log history, in the order they are looked for
-
-
-def _log_file(path: Path) -> Path:
-    "`path` itself, or the first of `LOG_FILES` in the run folder `path`, else in its newest checkpoint."
-    if path.is_file():
-        return path
-    checkpoints = sorted(path.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]),
-                         reverse=True)
-    for candidate in [path / name for name in LOG_FILES] + checkpoints:
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"no {' or '.join(LOG_FILES)} in {path} or its checkpoint-*/ folders; pass "
-                            "trainer.state.log_history, or call trainer.save_state() after training")
-
-
-def read_log_history(
-    source: str | os.PathLike | list[dict],  # log_history itself, a trainer_state.json/metrics.json, or a run folder
-) -> pd.DataFrame:
-    "The logged metrics, one row per logged step (index `step`), training logs only."
-    if isinstance(source, (str, os.PathLike)):
-        path = _log_file(Path(source))
-        content = RunResult.load(path).train if path.name == RESULT_FILE else json.loads(path.read_text())
-        if isinstance(content, dict):
-            if "log_history" not in content:
-                raise ValueError(f"{path} holds no log history: expected a list or a 'log_history' entry "
-                                 "(trainer_state.json)")
-            content = content["log_history"]
-        source = content
-    frame = pd.DataFrame([entry for entry in source if "step" in entry and "train_runtime" not in entry])
-    if frame.empty:
-        return frame
-    return frame.groupby("step").last().sort_index()
 
 # %% ../nbs/09_viz.ipynb #69931cda
 def plot_denser_metrics(
