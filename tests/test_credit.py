@@ -8,7 +8,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from denser.credit import SIGNALS, CreditBatch, credit_summary, fisher_exact_p, key_token_bonus, token_credit
 from naive import naive_ktae_bonus
 from strategies import batches
-from test_trainer import SOURCES, make, prompts, tiny  # noqa: F401 (fixtures)
+from tiny_trainer import SOURCES, make
 
 
 def credit_batch(batch, step=0):

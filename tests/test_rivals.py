@@ -8,7 +8,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from denser.credit import SIGNALS, CreditBatch, token_credit
 from denser.rivals import correct_influence, prefix_tree_corrections
 from strategies import batches
-from test_trainer import SOURCES, make, prompts, tiny  # noqa: F401 (fixtures)
+from tiny_trainer import SOURCES, make
 
 
 def naive_influence(hidden, ids, logprobs, mask, correct):

@@ -11,7 +11,8 @@ from denser.eval import load_eval_set
 from denser.experiment import load_experiment
 from denser.run import RunSpec
 from denser.stats import aulc, paired_comparison, seeds_for_power, sign_flip_p, steps_to_threshold, t_interval
-from test_trainer import digit_share, make, prompts, tiny  # noqa: F401 (fixtures)
+from denser.rewards import digit_share
+from tiny_trainer import make
 
 
 def step_one_completions(tiny, prompts, tmp_path, **settings):

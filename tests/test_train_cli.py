@@ -190,7 +190,7 @@ def test_python_m_denser_train_is_denser_train(tmp_path):
 
 def test_checkpoint_model_card_names_denser(tmp_path):
     "TRL writes the card at every checkpoint save; DenseRTrainer's override adds DenseR's section and tag there too."
-    from test_trainer import make
+    from tiny_trainer import make
     from datasets import Dataset
     from denser.models import load
 

@@ -1,50 +1,19 @@
 """DenseRTrainer on tiny offline models: weights every step from each state source, parity with GRPO, PEFT + KL
 capture, every error."""
-import copy
 import math
 from contextlib import contextmanager, nullcontext
 from unittest.mock import PropertyMock, patch
 
 import pytest
 import torch
-from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 import denser.credit as credit_module
 import denser.trainer as trainer_module
 from denser.capture import capture_hidden_states, completion_states
-from denser.models import load
-from denser.rewards import digit_share  # dense: nearly every group has both advantage classes
 from denser.trainer import DenseRConfig, DenseRTrainer
 from denser.viz import read_samples
-
-G = 4  # completions per prompt
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    "Both tiny architectures, loaded once; tests deep-copy the model they train."
-    return {name: load(name) for name in ("tiny-qwen3", "tiny-llama")}
-
-
-@pytest.fixture(scope="module")
-def prompts():
-    return Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {a} + {b}?"}]
-                                         for a in range(4) for b in range(4)]})
-
-
-def settings(tmp_path, **overrides):
-    "CPU settings for a few-second run; `overrides` win."
-    return dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=G,
-                num_generations=G, max_completion_length=12, max_steps=3, logging_steps=1, seed=0,
-                learning_rate=1e-2, save_strategy="no", disable_tqdm=True) | overrides
-
-
-def make(tiny, prompts, tmp_path, trainer_class=DenseRTrainer, config_class=DenseRConfig, model="tiny-qwen3",
-         peft_config=None, **overrides):
-    policy, tokenizer = tiny[model]
-    return trainer_class(copy.deepcopy(policy), digit_share, args=config_class(**settings(tmp_path, **overrides)),
-                         train_dataset=prompts, processing_class=tokenizer, peft_config=peft_config)
+from tiny_trainer import G, SOURCES, make, settings
 
 
 def score(trainer, prompts, groups=2):
@@ -108,10 +77,6 @@ def test_sign_of_advantage_is_kept_per_token(tiny, prompts, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Parity with GRPOTrainer
-
-
-SOURCES = {"training-forward": {}, "own-forward": {"denser_capture": "scoring"},
-           "trl-old-logprob-pass": {"num_iterations": 2}}
 
 
 def source_metrics(name):
