@@ -18,6 +18,8 @@ from huggingface_hub import constants
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import models
+from .config import DenseRConfig
+from .trainer import DenseRTrainer  # the type `interrupted` reads
 from .utils import check_writable_dir, did_you_mean
 
 # %% auto #0
