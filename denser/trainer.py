@@ -316,7 +316,7 @@ class DenseRTrainer(GRPOTrainer):
         largest = self.accelerator.gather(torch.stack([v.double() for v in maxima]).to(device).unsqueeze(0)).max(dim=0).values
         return summed, largest.tolist()
 
-    def _log(self, metrics: dict[str, float]):
+    def _add_metrics(self, metrics: dict[str, float]):
         "Append `metrics` to this step's training metrics (TRL averages and logs them)."
         for key, value in metrics.items():
             self._metrics["train"][key].append(value)
@@ -327,11 +327,11 @@ class DenseRTrainer(GRPOTrainer):
         summary = credit_summary(credit.token_advantages, advantages, mask, self.num_generations)
         sums, (maximum, slowest) = self._reduce([summary[key] for key in CREDIT_SUMS],
                                                 [summary["maximum"], summary["mass"].new_tensor(seconds)])
-        self._log(credit_metrics(dict(zip(CREDIT_SUMS, sums)), maximum, slowest))
+        self._add_metrics(credit_metrics(dict(zip(CREDIT_SUMS, sums)), maximum, slowest))
         if policy_pass is not None:
             capture = capture_values(self.capture_mode, policy_pass.seconds)
             _, largest = self._reduce([], [mask.new_tensor(value, dtype=torch.float32) for value in capture.values()])
-            self._log(dict(zip(capture, largest)))
+            self._add_metrics(dict(zip(capture, largest)))
         if credit.weights is not None:
             self._log_weights(credit.weights, mask, seconds)
 
@@ -339,7 +339,7 @@ class DenseRTrainer(GRPOTrainer):
         "Log DenseR's `denser/*` weight and divergence metrics of one scored batch, over processes."
         sums, maximum = weight_sums(weights, mask, self.num_generations)
         summed, (largest, slowest) = self._reduce(list(sums.values()), [maximum, maximum.new_tensor(seconds)])
-        self._log(weight_metrics(dict(zip(sums, summed)), largest, slowest))
+        self._add_metrics(weight_metrics(dict(zip(sums, summed)), largest, slowest))
 
     def _write_samples(self, batch: dict, advantages: torch.Tensor, weights):
         "On logging steps, append up to `denser_sample_groups` groups of the batch to `<output_dir>/denser_samples.jsonl`."
