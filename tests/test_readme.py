@@ -3,7 +3,8 @@
 Python blocks run whole; shell blocks run line by line. Skipped, and said so in the README: a block whose first
 line is a comment saying it needs the hub or is for GPU machines / not run by the tests, a line marked
 "not run by the tests", and the `make` commands (`make test` is CI itself; `make run` is the main job). The pages in
-docs/: their generated tables are copied unchanged, their links resolve, the performance page is its report's output.
+docs/: their generated tables are copied unchanged, their links resolve, and the results pages (performance, cpu-quick,
+cpu-fast, study) are what their report notebooks write from the committed raw results.
 """
 import os
 import re
@@ -122,3 +123,24 @@ def test_the_performance_page_is_what_its_report_notebook_writes(tmp_path):
     shutil.copytree(committed, copy)
     run_notebook(ROOT / "nbs" / "experiments" / "performance_report.ipynb", copy, {"out_dir": str(copy)}, timeout=600)
     assert (copy / "performance.md").read_text() == (committed / "performance.md").read_text()
+
+
+STUDY_TITLE = "The study: SmolLM2-135M-Instruct, 2-digit arithmetic, 20 steps, 6 paired seeds"  # docs/study.md's command
+
+
+@pytest.mark.parametrize("results, notebook, parameters, outputs", [
+    ("cpu-quick", "report", {"title": "cpu-quick: SmolLM2-135M-Instruct, basic_arithmetic, 10 steps"},
+     ["results.md", "results.csv", "summary.csv", "held_out_by_step.csv"]),
+    ("cpu-fast", "report", {"title": "cpu-fast: fp32, bf16 and the short prompt, GRPO, 3 seeds", "baseline_arm": "fp32"},
+     ["results.md", "results.csv", "summary.csv", "held_out_by_step.csv", "paired.csv"]),
+    ("study", "study_report", {"title": STUDY_TITLE}, ["study.md", "study_paired.csv", "study_summary.csv", "study_per_step.csv"]),
+])
+def test_results_pages_are_what_their_report_notebooks_write(results, notebook, parameters, outputs, tmp_path):
+    "The committed tables of a results page are its report notebook's output on the committed raw runs (no training)."
+    from denser.execute import run_notebook
+    committed = ROOT / "docs" / "results" / results
+    copy = tmp_path / results
+    shutil.copytree(committed / "raw", copy)
+    run_notebook(ROOT / "nbs" / "experiments" / f"{notebook}.ipynb", copy, {"out_dir": str(copy), **parameters}, timeout=600)
+    differing = [name for name in outputs if (copy / name).read_text() != (committed / name).read_text()]
+    assert not differing, f"{results}: {differing} differ from what {notebook}.ipynb writes"
