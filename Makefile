@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export figures docs docs-check
+.PHONY: setup setup-vllm run walkthrough test check nbtest pytest vllm-test export figures pages docs docs-check
 
 setup: $(VENV)/.installed
 
@@ -63,7 +63,12 @@ pytest: setup
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
-# The documentation site: nbdev's processing of every notebook, then Quarto where it is installed.
+# Copy the generated results tables the docs pages show (between `generated from` markers) from their files.
+pages:
+	$(PYTHON) .ci/pages.py
+
+# The documentation site: nbdev's processing of every notebook, then Quarto where it is installed (where it is
+# not, one line says how to install it and the target fails).
 docs: docs-check
 	@command -v quarto >/dev/null || { echo "Quarto is not installed: see https://quarto.org/docs/get-started/ (a binary; pip's quarto-cli downloads one at build time), then run make docs again"; exit 1; }
 	quarto render

@@ -28,8 +28,9 @@ from .utils import check_writable_dir
 from .weights import _check_inputs, contrast_pairs, token_weights
 
 # %% auto #0
-__all__ = ['IMPLEMENTATIONS', 'MINIMUMS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'measure_here', 'measure', 'benchmark',
-           'markdown_table', 'add_arguments', 'check_arguments', 'run']
+__all__ = ['IMPLEMENTATIONS', 'MINIMUMS', 'bench_inputs', 'banded_flops', 'matmul_gflops', 'machine_record', 'clocks',
+           'process_cpu_seconds', 'best_of', 'measure_here', 'measure', 'benchmark', 'markdown_table', 'add_arguments',
+           'check_arguments', 'run']
 
 # %% ../nbs/10_bench.ipynb #c0ffa2fd
 def bench_inputs(
@@ -74,6 +75,47 @@ def matmul_gflops(
         seconds.append(time.process_time() - started)
     torch.set_num_threads(previous)
     return 2 * 2048 * 1024 * 2048 / min(seconds) / 1e9
+
+# %% ../nbs/10_bench.ipynb #e88a8b7e
+def _cpu_name():
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_record(
+    threads: int,  # torch threads the measurement used
+) -> dict:
+    "The machine, software and UTC time a measurement is made on, for the raw results."
+    return dict(cpu=_cpu_name(), cores=os.cpu_count(), threads=threads, torch=torch.__version__,
+                python=platform.python_version(), date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def clocks() -> tuple[float, float]:
+    "(wall, CPU) seconds now; CPU is this process's, steadier than wall time on a shared machine."
+    return time.perf_counter(), time.process_time()
+
+
+def process_cpu_seconds() -> float:
+    "CPU seconds (user + system) of this process and of its children that have finished, so far."
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def best_of(
+    function,  # called with no arguments
+    repeats: int,  # timed calls, after one untimed warm-up call
+) -> tuple[float, float]:
+    "(wall, CPU) seconds of the fastest of `repeats` calls of `function`, by CPU time."
+    function()
+    times = []
+    for _ in range(repeats):
+        started = clocks()
+        function()
+        times.append(tuple(now - then for now, then in zip(clocks(), started)))
+    return min(times, key=lambda t: t[1])
 
 # %% ../nbs/10_bench.ipynb #c6ebc87d
 def _implementation(name, hidden, advantages, mask, num_generations, window_size, rollouts):
@@ -200,18 +242,9 @@ def benchmark(
                 log(f"T={length} dense: {min(dense['seconds']) * dense['scale']:.3f} s{' (scaled)' if rollouts else ''}, "
                     f"peak +{dense['peak_kib'] / 1024:.1f} MiB, max |dw| {row['max_abs_diff']:.2e}")
             rows.append(row)
-    machine = dict(cpu=_cpu_name(), cores=os.cpu_count(), threads=threads, torch=torch.__version__,
-                   python=platform.python_version(), date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-    return dict(machine=machine, matmul_gflops=matmul, num_generations=num_generations, dim=dim,
+    return dict(machine=machine_record(threads), matmul_gflops=matmul, num_generations=num_generations, dim=dim,
                 window_size=window_size, rows=rows)
 
-
-def _cpu_name():
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 # %% ../nbs/10_bench.ipynb #d6b84cf5
 def markdown_table(
@@ -262,8 +295,8 @@ def markdown_table(
 def add_arguments(parser):
     "Arguments of `denser bench`."
     parser.epilog = ("It measures token_weights and its parts against the dense formulation, nothing else: a DenseR training "
-                     "step against a GRPO step is measured by benchmarks/trainer_overhead.py of the source checkout "
-                     "(results in benchmarks/RESULTS.md). The dense formulation is denser.reference.dense_token_weights.")
+                     "step against a GRPO step and the other benchmarks are the `performance` experiment of the source checkout "
+                     "(`denser reproduce performance`). The dense formulation is denser.reference.dense_token_weights.")
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192],
                         help="completion lengths T to measure (default: 256 1024 2048 4096 8192)")
     parser.add_argument("--num-generations", type=int, default=8, help="G, completions per group (default: 8)")

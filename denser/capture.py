@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['LAYER_PATHS', 'find_decoder_layers', 'HiddenStateCapture', 'capture_hidden_states', 'completion_states']
+__all__ = ['LAYER_PATHS', 'find_decoder_layers', 'HiddenStateCapture', 'decoder_layer', 'capture_hidden_states',
+           'completion_states']
 
 # %% ../nbs/01_capture.ipynb #43df5017
 LAYER_PATHS = (
@@ -85,6 +86,19 @@ class HiddenStateCapture:
         self.states.append(hidden.detach())
 
 # %% ../nbs/01_capture.ipynb #feaba8de
+def decoder_layer(
+    model: nn.Module,  # a Hugging Face causal LM (PEFT/DDP wrappers are fine)
+    layer: int,  # index into its decoder layers; negative counts from the last
+    name: str = "layer",  # the setting that chose it, named by the error
+) -> nn.Module:
+    "Decoder layer `layer` of `model`; an error naming `name` and the valid indices when there is none."
+    layers = find_decoder_layers(model)
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"{name}={layer} is out of range: {type(_unwrap(model)).__name__} has {len(layers)} "
+                         f"decoder layers, so valid indices are {-len(layers)}..{len(layers) - 1}")
+    return layers[layer]
+
+
 @contextmanager
 def capture_hidden_states(
     model: nn.Module,  # a Hugging Face causal LM (PEFT/DDP wrappers are fine)
@@ -94,11 +108,7 @@ def capture_hidden_states(
     if isinstance(layer, nn.Module):
         module = layer
     elif isinstance(layer, int) and not isinstance(layer, bool):
-        layers = find_decoder_layers(model)
-        if not -len(layers) <= layer < len(layers):
-            raise ValueError(f"layer={layer} is out of range: {type(_unwrap(model)).__name__} has {len(layers)} "
-                             f"decoder layers, so valid indices are {-len(layers)}..{len(layers) - 1}")
-        module = layers[layer]
+        module = decoder_layer(model, layer)
     else:
         raise ValueError(f"layer must be an int index or an nn.Module, got {type(layer).__name__}")
     capture = HiddenStateCapture(module)

@@ -106,3 +106,8 @@ def main(
             raise
         return _error(command, f"{error.strerror}{f': {error.filename}' if error.filename else ''} (free space or "
                                "choose another folder, then run the same command again)")
+    except Exception as error:  # libraries that report a full disk in their own exception type (safetensors' writer)
+        if "No space left on device" not in str(error):
+            raise
+        return _error(command, f"No space left on device ({type(error).__name__} while writing; free space or choose "
+                               "another folder, then run the same command again)")

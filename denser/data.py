@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['SYSTEM_PROMPT', 'SHORT_SYSTEM_PROMPT', 'PROMPT_TEMPLATES', 'DEFAULT_PROMPT_TEMPLATE', 'PROMPT_TEMPLATE',
            'EVAL_FRACTION', 'SPLITS', 'DEFAULT_TASK', 'DEFAULT_TASK_CONFIG', 'TASK_PRESETS', 'BENCHMARKS', 'DAPO_MATH',
-           'HARNESS_INSTRUCTION', 'RG_PREFIX', 'DEPRECATED_RG_PREFIX', 'DAPO', 'HUB_ID', 'check_prompt_template',
-           'build_prompt', 'split_of', 'resolve_task', 'reasoning_gym_dataset', 'DataSource', 'load_source',
-           'load_benchmark', 'load_dapo_math', 'canonical_name', 'check_dataset', 'default_reward', 'Resolved',
-           'resolve']
+           'HARNESS_INSTRUCTION', 'CHAIN', 'RG_PREFIX', 'DEPRECATED_RG_PREFIX', 'DAPO', 'HUB_ID',
+           'check_prompt_template', 'build_prompt', 'split_of', 'resolve_task', 'reasoning_gym_dataset', 'DataSource',
+           'load_source', 'load_benchmark', 'load_dapo_math', 'chain_rows', 'canonical_name', 'check_dataset',
+           'default_reward', 'Resolved', 'resolve']
 
 # %% ../nbs/05_data.ipynb #e3ac386c
 import hashlib
 import json
 import os
+import random
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -218,6 +219,37 @@ def load_dapo_math(
     "The first `n` rows of DAPO-Math-17k (open-r1's processed English copy), columns prompt, problem, answer."
     return load_source(DAPO_MATH, data_dir, n, template)
 
+# %% ../nbs/05_data.ipynb #e6776c3e
+CHAIN = "chain-arithmetic"  # chain problems with written steps (denser.ground_truth.CHAIN_CALIBRATED)
+
+
+def chain_rows(
+    n: int | None = None,  # rows; None: 1000, or every distinct question of the split when `distinct`
+    seed: int = 0,  # draws the rows (the split does not depend on it)
+    split: str = "train",  # "train" or "eval" (9 of the 64 chains)
+    distinct: bool = False,  # no question twice
+) -> Dataset:
+    "Rows of `chain-arithmetic`: columns prompt, question, answer, task, numbers and operators (JSON)."
+    from denser.ground_truth import CHAIN_CALIBRATED, chain_problem, chain_prompt
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    settings = {key: CHAIN_CALIBRATED[key] for key in ("terms", "low", "high", "operators")}
+    every = (CHAIN_CALIBRATED["high"] - CHAIN_CALIBRATED["low"] + 1) ** CHAIN_CALIBRATED["terms"] * len(settings["operators"]) ** (settings["terms"] - 1)
+    rng, rows, seen = random.Random(f"{CHAIN}/{seed}"), [], set()
+    target = n if n is not None else (None if distinct else 1000)
+    for _ in range(200 * every + 100 * (target or 0)):
+        item = chain_problem(rng, **settings)
+        if split_of(item.question) != split or (distinct and item.question in seen):
+            continue
+        seen.add(item.question)
+        rows.append(dict(prompt=chain_prompt(item.question, CHAIN_CALIBRATED["shots"]), question=item.question,
+                         answer=item.answer, task=CHAIN, numbers=json.dumps(item.numbers), operators=json.dumps(item.operators)))
+        if len(rows) == target:
+            break
+    if target is not None and len(rows) < target:
+        raise ValueError(f"{CHAIN} has only {len(rows)} {'distinct ' * distinct}{split} questions, asked for {target}")
+    return Dataset.from_list(rows)
+
 # %% ../nbs/05_data.ipynb #267182f2
 RG_PREFIX = "rg:"  # a reasoning-gym task: rg:basic_arithmetic
 DEPRECATED_RG_PREFIX = "reasoning-gym:"  # the old spelling, accepted with a warning
@@ -238,7 +270,7 @@ def canonical_name(
 
 # %% ../nbs/05_data.ipynb #5ca77316
 def check_dataset(
-    name: str,  # rg:TASK, dapo-math, a benchmark name, a local path or a hub id
+    name: str,  # rg:TASK, dapo-math, chain-arithmetic, a benchmark name, a local path or a hub id
     hub: bool = True,  # whether local paths and hub ids are allowed (held-out sets: only named sources)
 ) -> str:
     "The canonical name of `name`, or a `ValueError` naming the closest valid name."
@@ -250,7 +282,7 @@ def check_dataset(
             raise ValueError(f"unknown reasoning-gym task {task!r}{did_you_mean(task, tasks)}; the "
                              f"{len(DATASETS)} tasks are reasoning_gym.factory.DATASETS, plus {', '.join(TASK_PRESETS)}")
         return name
-    named = [DAPO, *BENCHMARKS]
+    named = [DAPO, CHAIN, *BENCHMARKS]
     if name in named or (hub and (Path(name).expanduser().exists() or HUB_ID.match(name))):
         return name
     valid = f"{RG_PREFIX}TASK, {', '.join(named)}" + (", a local path or a hub id 'owner/name'" if hub else "")
@@ -261,8 +293,11 @@ def check_dataset(
 def default_reward(
     name: str,  # a dataset name (`check_dataset`)
 ) -> Callable:
-    "The reward that scores completions of the dataset `name`: its task's scorer for rg:TASK, else math accuracy."
+    "The reward that scores completions of the dataset `name`: its task's scorer for rg:TASK and chain-arithmetic, else math accuracy."
     from denser.rewards import math_accuracy_reward, reasoning_gym_reward
+    if canonical_name(name) == CHAIN:
+        from denser.ground_truth import chain_reward
+        return chain_reward
     return reasoning_gym_reward if canonical_name(name).startswith(RG_PREFIX) else math_accuracy_reward
 
 
@@ -274,8 +309,8 @@ class Resolved:
 
 
 def resolve(
-    name: str,  # rg:TASK, dapo-math, a benchmark, a local path or a hub id (`check_dataset`)
-    split: str = "train",  # "train" or "eval" for rg tasks; the split name for hub datasets
+    name: str,  # rg:TASK, dapo-math, chain-arithmetic, a benchmark, a local path or a hub id (`check_dataset`)
+    split: str = "train",  # "train" or "eval" for rg tasks and chain-arithmetic; the split name for hub datasets
     n: int | None = None,  # rows (rg tasks and dapo-math generate/load this many, default 1000); else the first n
     seed: int = 0,  # reasoning-gym generation seed
     distinct: bool = False,  # rg tasks: no question twice
@@ -288,6 +323,8 @@ def resolve(
     if name.startswith(RG_PREFIX):
         rows = reasoning_gym_dataset(name.removeprefix(RG_PREFIX), n=n or 1000, seed=seed,
                                      split="eval" if split != "train" else "train", distinct=distinct, template=template)
+    elif name == CHAIN:
+        rows = chain_rows(n, seed, "eval" if split != "train" else "train", distinct)
     elif name == DAPO:
         rows = load_dapo_math(n=n or 1000, data_dir=data_dir, template=template)
     else:

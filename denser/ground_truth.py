@@ -22,7 +22,7 @@ from .rewards import completion_text, extract_answer
 __all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLES', 'CHAIN_CALIBRATED', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem',
            'chain_prompt', 'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token', 'first_wrong_token',
            'prefix_points', 'span_advantages', 'pad_points', 'sample', 'prefix_values', 'mc_token_advantages',
-           'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
+           'vllm_sampler', 'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
 
 # %% ../nbs/15_ground_truth.ipynb #7af3a7fc
 @dataclass(frozen=True)
@@ -244,16 +244,17 @@ def prefix_values(
     temperature: float = 0.7,  # sampling temperature of the continuations
     seed: int = 0,  # seeds each generate call with (seed, prefix length)
     autocast: torch.dtype | None = None,  # generate under this autocast dtype
+    sampler: Callable | None = None,  # (prompts, n, temperature, max_tokens, seed) -> token lists, as `sample`; None: `sample` with `model`
 ) -> list[list[float]]:
     "V at `prefix_points(L_i, stride)` of each completion, from `k` sampled continuations per prefix."
+    draw = sampler or (lambda rows, n, temperature, most, seed: sample(model, tokenizer, rows, n, temperature, most, seed, autocast))
     points = [prefix_points(len(c), stride) for c in completions]
     values = [[float(rewards[i])] * len(p) for i, p in enumerate(points)]
     lengths = sorted({q for i, p in enumerate(points) for q in p if q < len(completions[i])})
     for length in lengths:
         rows = [(i, p.index(length)) for i, p in enumerate(points) if length in p and length < len(completions[i])]
         unique = list(dict.fromkeys(tuple(prompts[i] + completions[i][:length]) for i, _ in rows))
-        drawn = sample(model, tokenizer, [list(u) for u in unique], k, temperature, max(max_tokens - length, 1),
-                       derive_seed(seed, length), autocast)
+        drawn = draw([list(u) for u in unique], k, temperature, max(max_tokens - length, 1), derive_seed(seed, length))
         continuations = dict(zip(unique, drawn))
         for i, j in rows:
             prefix = completions[i][:length]
@@ -271,6 +272,20 @@ def mc_token_advantages(
     "(B, T) Monte Carlo token advantages of the completions (`span_advantages` of their values)."
     points = pad_points([prefix_points(length, stride) for length in lengths])
     return span_advantages(pad_points(values), points, width)
+
+# %% ../nbs/15_ground_truth.ipynb #7f44b8bf
+def vllm_sampler(
+    backend,  # a `denser.eval.VLLMBackend` (its `llm` engine and `eos_ids`)
+) -> Callable:
+    "A `prefix_values` sampler drawing from `backend`'s vLLM engine."
+    def draw(prompts: list[list[int]], n: int, temperature: float, max_tokens: int, seed: int) -> list[list[list[int]]]:
+        from vllm import SamplingParams
+        params = SamplingParams(n=n, temperature=temperature, top_p=1.0, max_tokens=max_tokens, seed=seed, detokenize=False,
+                                stop_token_ids=sorted(backend.eos_ids))
+        outputs = backend.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        cut = lambda ids: ids[:next((i + 1 for i, t in enumerate(ids) if t in backend.eos_ids), len(ids))]
+        return [[cut(list(o.token_ids)) for o in output.outputs] for output in outputs]
+    return draw
 
 # %% ../nbs/15_ground_truth.ipynb #41e6b647
 def within_completion_correlation(

@@ -13,7 +13,7 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['MAX_EXACT_PAIRS', 'MIN_SIGN_FLIP_PAIRS', 'Interval', 't_interval', 'sign_flip_p', 'PairedComparison',
-           'paired_comparison', 'aulc', 'steps_to_threshold', 'paired_power', 'seeds_for_power']
+           'paired_comparison', 'aulc', 'steps_to_threshold', 'paired_power', 'seeds_for_power', 'holm']
 
 # %% ../nbs/13_stats.ipynb #60d866ef
 @dataclass
@@ -172,3 +172,17 @@ def seeds_for_power(
         if paired_power(n, sd_difference, effect, alpha) >= power:
             return n
     raise ValueError(f"more than {most} seeds needed for power {power} (sd {sd_difference}, effect {effect})")
+
+# %% ../nbs/13_stats.ipynb #ac658182
+def holm(
+    p_values,  # (m,) raw p-values, in any order
+) -> np.ndarray:
+    "(m,) Holm-adjusted p-values, in the order given."
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.isnan(p).any() or ((p < 0) | (p > 1)).any():
+        raise ValueError(f"holm needs a 1-d list of p-values in [0, 1], got {p_values!r}")
+    order = np.argsort(p, kind="stable")
+    scaled = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(scaled, 1.0)
+    return adjusted

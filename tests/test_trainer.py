@@ -286,7 +286,7 @@ def test_capture_failures_raise(tiny, prompts, tmp_path, source):
     with capture_then(lambda states: states.__setitem__(0, states[0][:1])), \
             pytest.raises(RuntimeError, match="do not match the batch"):
         score(trainer, prompts)
-    assert trainer._denser_passes is None  # the capture window is closed after an error
+    assert trainer._capturing is None  # the capture window is closed after an error
 
 
 def test_training_forward_capture_failures_raise(tiny, prompts, tmp_path):
@@ -295,7 +295,7 @@ def test_training_forward_capture_failures_raise(tiny, prompts, tmp_path):
         trainer = make(tiny, prompts, tmp_path, max_steps=1)
         with capture_then(edit), pytest.raises(RuntimeError, match=message):
             trainer.train()
-        assert trainer._denser_pending is None
+        assert trainer._capturing is None  # the capture window is closed after an error
 
 
 def test_unrecognised_policy_forward_raises(tiny, prompts, tmp_path):
