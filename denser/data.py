@@ -23,7 +23,7 @@ from typing import Callable
 
 from datasets import Dataset, load_dataset
 
-from .utils import did_you_mean, require_extra
+from .utils import did_you_mean, require_extra, seed_from
 
 # %% ../nbs/05_data.ipynb #0697bbd8
 SYSTEM_PROMPT = (
@@ -94,14 +94,6 @@ def resolve_task(
         return name, {**config, **task_config}
     return task, ({**DEFAULT_TASK_CONFIG, **task_config} if task == DEFAULT_TASK else dict(task_config))
 
-# %% ../nbs/05_data.ipynb #9b808231
-def _stream_seed(
-    task: str,  # reasoning-gym dataset name
-    seed: int,  # the user's seed
-) -> int:
-    "A 48-bit reasoning-gym seed derived from `task` and `seed`, so nearby seeds do not share items."
-    return int.from_bytes(hashlib.sha256(f"{task}:{seed}".encode()).digest()[:6], "big")
-
 # %% ../nbs/05_data.ipynb #7a15c4eb
 def reasoning_gym_dataset(
     task: str = DEFAULT_TASK,  # a reasoning-gym dataset name, e.g. "basic_arithmetic", "chain_sum", or a preset
@@ -120,7 +112,7 @@ def reasoning_gym_dataset(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name, config = resolve_task(task, task_config)
     budget = 50 * n + 1000  # items generated before giving up; a split holds ~EVAL_FRACTION of them or more
-    items = reasoning_gym.create_dataset(name, seed=_stream_seed(task, seed), size=budget, **config)
+    items = reasoning_gym.create_dataset(name, seed=seed_from(task, seed, bits=48, byteorder="big", separator=":"), size=budget, **config)
     rows, seen = [], set()
     for index in range(budget):
         item = items[index]

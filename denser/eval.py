@@ -35,7 +35,6 @@ __all__ = ['REASONING_GYM_PREFIX', 'HELD_OUT_PROBLEMS', 'AVAILABLE', 'RECORD_FIE
 from .metrics import answer_classes, majority_vote_at_k, pass_at_k, summarize
 from .generation import (BACKENDS, CACHE_ARGUMENT, Backend, Completion, HFBackend, VLLMBackend, checkpoint_dir,
                                derive_seed, eos_ids, prompt_ids, shared_prompt_cache)
-from .generation import eos_ids as _eos_ids  # the name denser.ground_truth imports
 
 # %% ../nbs/08b_eval.ipynb #1d347308
 REASONING_GYM_PREFIX = "rg:"

@@ -126,6 +126,8 @@ def stale_reason(
     "None when the run is done with these inputs and this code, else why it must run again."
     if status is None:
         return "not run yet"
+    if status.get("outcome") == "running":
+        return "its last attempt recorded no end (its runner was stopped, or could not write: a full disk?)"
     if status.get("ok") is not True:
         return f"its last attempt ended {status.get('outcome', 'unfinished')}"
     if "inputs" not in status:

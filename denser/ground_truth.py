@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from datasets import Dataset
 
-from .eval import _eos_ids, derive_seed
+from .generation import derive_seed, eos_ids
 from .rewards import completion_text, extract_answer
 
 # %% auto #0
@@ -217,7 +217,7 @@ def sample(
     "`n` sampled token-id lists per prompt, each cut after its first end-of-sequence token."
     batch = tokenizer.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt").to(model.device)
     batch = {key: value.repeat_interleave(n, dim=0) for key, value in batch.items()}
-    eos = _eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    eos = eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
     mixed = torch.autocast(model.device.type, dtype=autocast) if autocast else nullcontext()
     with mixed, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

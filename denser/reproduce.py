@@ -173,14 +173,16 @@ def reproduce(
         echo(f"{label}: {outcome}, {status['seconds']:.0f} s")
         return run.name, status
 
-    pool, futures = ThreadPoolExecutor(max_workers=max(1, experiment.jobs)), []
+    pool, futures, names = ThreadPoolExecutor(max_workers=max(1, experiment.jobs)), [], {}
     with stop_on_signals(processes):
         try:
             futures = [pool.submit(execute, *job) for job in pending]
+            names.update({future: run.name for future, (_, run, _) in zip(futures, pending)})
             statuses.update(future.result() for future in as_completed(futures))
             if experiment.report:
                 echo(f"report: building tables and figures in {root}")
                 futures.append(pool.submit(execute, "report", experiment.report, root, report=True))
+                names[futures[-1]] = "report"
                 statuses.update([futures[-1].result()])
         except BaseException as error:
             reason = str(error) if isinstance(error, Stop) else f"{type(error).__name__}: {error}"
@@ -190,7 +192,11 @@ def reproduce(
             ended = [f.result()[1] for f in futures if f.done() and not f.cancelled() and f.exception() is None]
             interrupted = [status for status in ended if status.get("outcome") == "interrupted"]
             unstarted = sum(f.cancelled() for f in futures) + sum(status.get("outcome") == "not started" for status in ended)
-            echo(f"stopped: {len(interrupted)} run(s) interrupted, {unstarted} not started")
+            unrecorded = [f"{names.get(f, '?')} ({type(f.exception()).__name__}: {f.exception()})" for f in futures
+                          if f.done() and not f.cancelled() and f.exception() is not None]
+            echo(f"stopped: {len(interrupted)} run(s) interrupted, {unstarted} not started" + (
+                f"; could not record how they ended: {', '.join(unrecorded)} (their status still says running: they run "
+                "again next time)" if unrecorded else ""))
             raise
         finally:
             pool.shutdown(wait=True)

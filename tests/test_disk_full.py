@@ -43,3 +43,20 @@ def test_train_on_a_full_disk_ends_in_one_line_and_the_run_stays_unfinished(tmp_
         assert "Traceback" not in done.stderr
         assert json.loads((disk / "out" / "denser_run.json").read_text())["finished"] is False
         assert not (disk / "out" / "model.safetensors").exists() or (disk / "out" / "model.safetensors").stat().st_size > 0
+
+
+def test_reproduce_on_a_full_disk_ends_in_one_line_and_redoes_what_it_could_not_record(tmp_path):
+    with small_disk(tmp_path, 120) as disk:  # room for the first run, not for the second's record
+        runs = disk / "runs"
+        done = denser("reproduce", "ci-tiny", "--runs-dir", str(runs), cwd=tmp_path)
+        assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1].startswith("denser reproduce: error: No space left on device")
+        assert "Traceback" not in done.stdout + done.stderr
+        assert "marked interrupted" not in done.stdout
+        stopped = next(line for line in done.stdout.splitlines() if line.startswith("stopped:"))
+        assert "could not record how they ended" in stopped and "No space left on device" in stopped, stopped
+        empty = [str(p) for p in runs.rglob("*") if p.is_file() and p.stat().st_size == 0 and p.name != ".lock"]
+        assert not empty, f"half-written files: {empty}"
+        dry = denser("reproduce", "ci-tiny", "--runs-dir", str(runs), "--dry-run", cwd=tmp_path)
+        unrecorded = [line for line in dry.stdout.splitlines() if "recorded no end" in line]
+        assert unrecorded and all("would run" in line or "runs again" in line for line in unrecorded), dry.stdout
