@@ -59,7 +59,7 @@ vllm-test: setup-vllm
 	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py tests/test_vllm_rollouts.py tests/test_ground_truth.py -q -p no:cacheprovider -k vllm
 
 pytest: setup
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=15
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
