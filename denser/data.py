@@ -222,11 +222,11 @@ def chain_rows(
     distinct: bool = False,  # no question twice
 ) -> Dataset:
     "Rows of `chain-arithmetic`: columns prompt, question, answer, task, numbers and operators (JSON)."
-    from denser.ground_truth import CHAIN_CALIBRATED, chain_problem, chain_prompt
+    from denser.ground_truth import CHAIN_CALIBRATED, chain_problem, chain_row
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     settings = {key: CHAIN_CALIBRATED[key] for key in ("terms", "low", "high", "operators")}
-    every = (CHAIN_CALIBRATED["high"] - CHAIN_CALIBRATED["low"] + 1) ** CHAIN_CALIBRATED["terms"] * len(settings["operators"]) ** (settings["terms"] - 1)
+    every = (settings["high"] - settings["low"] + 1) ** settings["terms"] * len(settings["operators"]) ** (settings["terms"] - 1)  # distinct chains
     rng, rows, seen = random.Random(f"{CHAIN}/{seed}"), [], set()
     target = n if n is not None else (None if distinct else 1000)
     for _ in range(200 * every + 100 * (target or 0)):
@@ -234,8 +234,7 @@ def chain_rows(
         if split_of(item.question) != split or (distinct and item.question in seen):
             continue
         seen.add(item.question)
-        rows.append(dict(prompt=chain_prompt(item.question, CHAIN_CALIBRATED["shots"]), question=item.question,
-                         answer=item.answer, task=CHAIN, numbers=json.dumps(item.numbers), operators=json.dumps(item.operators)))
+        rows.append(chain_row(item, CHAIN_CALIBRATED["shots"], task=CHAIN))
         if len(rows) == target:
             break
     if target is not None and len(rows) < target:

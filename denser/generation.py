@@ -21,8 +21,9 @@ from .models import OFFLINE_MODELS, cache_root, check_model, load, save_checkpoi
 from .utils import seed_from
 
 # %% auto #0
-__all__ = ['derive_seed', 'CACHE_ARGUMENT', 'BACKENDS', 'prompt_ids', 'Completion', 'eos_ids', 'decode', 'sample_seed',
-           'SeededSampling', 'shared_prompt_cache', 'Backend', 'HFBackend', 'checkpoint_dir', 'VLLMBackend']
+__all__ = ['derive_seed', 'CACHE_ARGUMENT', 'BACKENDS', 'prompt_ids', 'prompt_token_ids', 'Completion', 'eos_ids', 'decode',
+           'until_eos', 'sample_seed', 'SeededSampling', 'shared_prompt_cache', 'Backend', 'HFBackend',
+           'checkpoint_dir', 'VLLMBackend']
 
 # %% ../nbs/08a_generation.ipynb #f30f3f96
 def prompt_ids(
@@ -31,10 +32,17 @@ def prompt_ids(
     template: str = DEFAULT_PROMPT_TEMPLATE,  # prompt template, a key of `denser.data.PROMPT_TEMPLATES`
 ) -> list[int]:
     "Token ids of the training prompt for `problem`."
-    prompt = build_prompt(problem, tokenizer, template)
-    if isinstance(prompt, list):
-        return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-    return tokenizer(prompt)["input_ids"]
+    return prompt_token_ids(tokenizer, build_prompt(problem, tokenizer, template))
+
+
+def prompt_token_ids(
+    tokenizer,  # the model's tokenizer
+    prompt,  # chat messages (a dataset row's `prompt`) or a string
+) -> list[int]:
+    "Token ids of a prompt, with the generation prompt as TRL's rollouts have it."
+    if isinstance(prompt, str):
+        return tokenizer(prompt)["input_ids"]
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
 
 # %% ../nbs/08a_generation.ipynb #c22b8e1f
 @dataclass
@@ -60,8 +68,16 @@ def decode(
     eos: set[int],  # end-of-sequence ids (`eos_ids`)
 ) -> Completion:
     "The completion up to and including its first end-of-sequence token."
-    length = next((i + 1 for i, t in enumerate(token_ids) if t in eos), len(token_ids))
-    return Completion(tokenizer.decode(token_ids[:length], skip_special_tokens=True), length)
+    kept = until_eos(token_ids, eos)
+    return Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept))
+
+
+def until_eos(
+    token_ids: list[int],  # generated token ids, possibly padded after the end
+    eos: set[int],  # end-of-sequence ids (`eos_ids`)
+) -> list[int]:
+    "`token_ids` up to and including the first end-of-sequence token (all of them if there is none)."
+    return token_ids[:next((i + 1 for i, t in enumerate(token_ids) if t in eos), len(token_ids))]
 
 # %% ../nbs/08a_generation.ipynb #6578783d
 derive_seed = partial(seed_from, bits=31, byteorder="big")  # evaluation's seeds from their keys, e.g. (seed, benchmark, index)

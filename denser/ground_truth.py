@@ -15,14 +15,14 @@ from typing import Callable
 import torch
 from datasets import Dataset
 
-from .generation import derive_seed, eos_ids
+from .generation import derive_seed, eos_ids, until_eos
 from .rewards import completion_text, extract_answer
 
 # %% auto #0
 __all__ = ['CHAIN_SYSTEM_PROMPT', 'CHAIN_EXAMPLES', 'CHAIN_CALIBRATED', 'EQUATION', 'PIECE', 'ChainProblem', 'chain_problem',
-           'chain_prompt', 'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token', 'first_wrong_token',
-           'prefix_points', 'span_advantages', 'pad_points', 'sample', 'prefix_values', 'mc_token_advantages',
-           'vllm_sampler', 'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
+           'chain_prompt', 'chain_row', 'chain_dataset', 'chain_reward', 'first_wrong_char', 'char_to_token',
+           'first_wrong_token', 'prefix_points', 'span_advantages', 'pad_points', 'sample', 'prefix_values',
+           'mc_token_advantages', 'vllm_sampler', 'within_completion_correlation', 'mass_near', 'sign_flip_p_mc']
 
 # %% ../nbs/15_ground_truth.ipynb #7af3a7fc
 @dataclass(frozen=True)
@@ -80,6 +80,16 @@ def chain_prompt(
     return messages + [{"role": "user", "content": f"Compute: {question}"}]
 
 
+def chain_row(
+    item: ChainProblem,  # the chain
+    shots: int = 2,  # worked examples in the prompt
+    task: str = "chain_arithmetic",  # the `task` column
+) -> dict:
+    "A dataset row of `item`: prompt, question, answer, task, and the chain's numbers and operators (JSON) for the parser."
+    return dict(prompt=chain_prompt(item.question, shots), question=item.question, answer=item.answer, task=task,
+                numbers=json.dumps(item.numbers), operators=json.dumps(item.operators))
+
+
 def chain_dataset(
     n: int = 100,  # rows
     seed: int = 0,  # the same arguments give the same rows
@@ -91,12 +101,7 @@ def chain_dataset(
 ) -> Dataset:
     "`n` chain problems with columns prompt, question, answer, task, numbers and operators (JSON)."
     rng = random.Random(derive_seed("chain_arithmetic", seed, terms, low, high, operators))
-    rows = []
-    for _ in range(n):
-        item = chain_problem(rng, terms, low, high, operators)
-        rows.append(dict(prompt=chain_prompt(item.question, shots), question=item.question, answer=item.answer,
-                         task="chain_arithmetic", numbers=json.dumps(item.numbers), operators=json.dumps(item.operators)))
-    return Dataset.from_list(rows)
+    return Dataset.from_list([chain_row(chain_problem(rng, terms, low, high, operators), shots) for _ in range(n)])
 
 
 def chain_reward(
@@ -223,10 +228,7 @@ def sample(
         torch.manual_seed(seed)
         out = model.generate(**batch, do_sample=True, temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_tokens,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos))
-    rows = []
-    for ids in out[:, batch["input_ids"].size(1):].tolist():
-        end = next((i + 1 for i, token in enumerate(ids) if token in eos), len(ids))
-        rows.append(ids[:end])
+    rows = [until_eos(ids, eos) for ids in out[:, batch["input_ids"].size(1):].tolist()]
     return [rows[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 # %% ../nbs/15_ground_truth.ipynb #0b5dd6e4
@@ -283,8 +285,7 @@ def vllm_sampler(
         params = SamplingParams(n=n, temperature=temperature, top_p=1.0, max_tokens=max_tokens, seed=seed, detokenize=False,
                                 stop_token_ids=sorted(backend.eos_ids))
         outputs = backend.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
-        cut = lambda ids: ids[:next((i + 1 for i, t in enumerate(ids) if t in backend.eos_ids), len(ids))]
-        return [[cut(list(o.token_ids)) for o in output.outputs] for output in outputs]
+        return [[until_eos(list(o.token_ids), backend.eos_ids) for o in output.outputs] for output in outputs]
     return draw
 
 # %% ../nbs/15_ground_truth.ipynb #41e6b647

@@ -17,7 +17,7 @@ from .rewards import extract_answer
 
 # %% auto #0
 __all__ = ['completion_logprobs', 'first_wrong_token', 'balanced_bank', 'BankScores', 'summarize_bank', 'bank_scores',
-           'bank_halves', 'row_prompt_ids', 'locate_first_wrong', 'continue_optimizer']
+           'bank_halves', 'locate_first_wrong', 'continue_optimizer']
 
 # %% ../nbs/14_update_probe.ipynb #13268d4d
 def _shared_prefix_length(prompts: list[list[int]]) -> int:
@@ -152,16 +152,6 @@ def bank_halves(
     return ([i for i, e in enumerate(bank) if e["problem"] % 2 == 0], [i for i, e in enumerate(bank) if e["problem"] % 2 == 1])
 
 # %% ../nbs/14_update_probe.ipynb #176e253d
-def row_prompt_ids(
-    tokenizer,  # the policy's tokenizer
-    prompt,  # a row's `prompt`: chat messages or a string
-) -> list[int]:
-    "Token ids of a dataset row's prompt, with the generation prompt as TRL's rollouts have it."
-    if isinstance(prompt, str):
-        return tokenizer(prompt)["input_ids"]
-    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-
-
 def locate_first_wrong(
     completion_ids: list[int],  # a wrong completion's token ids
     row: dict,  # its dataset row (`answer`; chain rows also `numbers` and `operators`)
