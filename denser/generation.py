@@ -153,10 +153,13 @@ class HFBackend:
         model: str,  # a name for `denser.models.load`
         dtype: torch.dtype = torch.float32,
     ):
-        self.model, self.tokenizer = load(model, dtype=dtype)
-        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
-        self.autocast = None
-        self.eos_ids = eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        loaded, tokenizer = load(model, dtype=dtype)
+        self._attach(loaded.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer, autocast=None)
+
+    def _attach(self, model, tokenizer, autocast: torch.dtype | None):
+        "Hold the model, its tokenizer, the autocast dtype and the ids a completion ends at."
+        self.model, self.tokenizer, self.autocast = model, tokenizer, autocast
+        self.eos_ids = eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
 
     @classmethod
     def from_model(
@@ -167,8 +170,7 @@ class HFBackend:
     ) -> "HFBackend":
         "A backend around a model already in memory, for held-out evaluations during training."
         backend = cls.__new__(cls)
-        backend.model, backend.tokenizer, backend.autocast = model, tokenizer, autocast
-        backend.eos_ids = eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+        backend._attach(model, tokenizer, autocast)
         return backend
 
     @torch.no_grad()
