@@ -4,7 +4,7 @@ Python blocks run whole; shell blocks run line by line. Skipped, and said so in 
 line is a comment saying it needs the hub or is for GPU machines / not run by the tests, a line marked
 "not run by the tests", and the `make` commands (`make test` is CI itself; `make run` is the main job). The pages in
 docs/: their generated tables are copied unchanged, their links resolve, and the results pages (performance, cpu-quick,
-cpu-fast, study) are what their report notebooks write from the committed raw results.
+cpu-fast, study, credit-quality, full-strength) are what their report notebooks write from the committed raw results.
 """
 import os
 import re
@@ -144,3 +144,34 @@ def test_results_pages_are_what_their_report_notebooks_write(results, notebook, 
     run_notebook(ROOT / "nbs" / "experiments" / f"{notebook}.ipynb", copy, {"out_dir": str(copy), **parameters}, timeout=600)
     differing = [name for name in outputs if (copy / name).read_text() != (committed / name).read_text()]
     assert not differing, f"{results}: {differing} differ from what {notebook}.ipynb writes"
+
+
+def without_generated_line(text: str) -> str:
+    "A page without its `Generated <time> ... machine ...` line (when and where the report ran, not a result)."
+    return "\n".join(line for line in text.splitlines() if not line.startswith("Generated "))
+
+
+@pytest.mark.parametrize("results, notebook, parameters, page, outputs", [
+    ("credit-quality", "credit_quality_report",
+     {"title": "credit-quality: SmolLM2-135M-Instruct, chain arithmetic (3 x 1-4, +)",
+      "rerun": "bash docs/results/credit-quality/run.sh"},
+     "credit-quality.md", ["credit_quality.csv", "credit_quality_completions.csv"]),
+    ("full-strength", "full_strength_report",
+     {"title": "DenseR at full strength, stage 1: SmolLM2-135M-Instruct, chain arithmetic",
+      "rerun": "scripts/pinned_reproduce.sh 0cf426a full-strength (the page: docs/results/full-strength/README.md)"},
+     "full-strength.md", ["full_strength.csv"]),
+])
+def test_dated_results_pages_are_what_their_report_notebooks_write(results, notebook, parameters, page, outputs, tmp_path):
+    """The experiments whose page says when and on what it was generated: the tables and every other line of the page
+    are the report notebook's output on the committed raw results (the commands in the experiment's README)."""
+    from denser.execute import run_notebook
+    committed = ROOT / "docs" / "results" / results
+    raw = committed / "raw" if (committed / "raw").is_dir() else committed
+    copy, out = tmp_path / "raw", tmp_path / "out"
+    shutil.copytree(raw, copy, ignore=shutil.ignore_patterns("*.ipynb", "*.png", "*.md", "*.csv"))
+    out.mkdir()
+    given = {"out_dir": str(copy), "results_dir": str(out)} if results == "full-strength" else {"results": str(copy), "out_dir": str(out)}
+    run_notebook(ROOT / "nbs" / "experiments" / f"{notebook}.ipynb", tmp_path, {**given, **parameters}, timeout=600)
+    differing = [name for name in outputs if (out / name).read_text() != (committed / name).read_text()]
+    assert not differing, f"{results}: {differing} differ from what {notebook}.ipynb writes"
+    assert without_generated_line((out / page).read_text()) == without_generated_line((committed / page).read_text())
