@@ -58,8 +58,9 @@ nbtest: setup
 vllm-test: setup-vllm
 	$(VLLM_VENV)/bin/python -m pytest tests/test_eval.py tests/test_vllm_rollouts.py tests/test_ground_truth.py -q -p no:cacheprovider -k vllm
 
+# Two workers (the 2-core machines of CI), each test file on one worker (its module fixtures built once).
 pytest: setup
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
