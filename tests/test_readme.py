@@ -151,17 +151,18 @@ def without_generated_line(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("Generated "))
 
 
-@pytest.mark.parametrize("results, notebook, parameters, page, outputs", [
+@pytest.mark.parametrize("results, notebook, parameters, reads, writes, page, outputs", [
     ("credit-quality", "credit_quality_report",
      {"title": "credit-quality: SmolLM2-135M-Instruct, chain arithmetic (3 x 1-4, +)",
       "rerun": "bash docs/results/credit-quality/run.sh"},
-     "credit-quality.md", ["credit_quality.csv", "credit_quality_completions.csv"]),
+     "results", "out_dir", "credit-quality.md", ["credit_quality.csv", "credit_quality_completions.csv"]),
     ("full-strength", "full_strength_report",
      {"title": "DenseR at full strength, stage 1: SmolLM2-135M-Instruct, chain arithmetic",
       "rerun": "scripts/pinned_reproduce.sh 0cf426a full-strength (the page: docs/results/full-strength/README.md)"},
-     "full-strength.md", ["full_strength.csv"]),
+     "out_dir", "results_dir", "full-strength.md", ["full_strength.csv"]),
 ])
-def test_dated_results_pages_are_what_their_report_notebooks_write(results, notebook, parameters, page, outputs, tmp_path):
+def test_dated_results_pages_are_what_their_report_notebooks_write(results, notebook, parameters, reads, writes, page,
+                                                                   outputs, tmp_path):
     """The experiments whose page says when and on what it was generated: the tables and every other line of the page
     are the report notebook's output on the committed raw results (the commands in the experiment's README)."""
     from denser.execute import run_notebook
@@ -170,8 +171,9 @@ def test_dated_results_pages_are_what_their_report_notebooks_write(results, note
     copy, out = tmp_path / "raw", tmp_path / "out"
     shutil.copytree(raw, copy, ignore=shutil.ignore_patterns("*.ipynb", "*.png", "*.md", "*.csv"))
     out.mkdir()
-    given = {"out_dir": str(copy), "results_dir": str(out)} if results == "full-strength" else {"results": str(copy), "out_dir": str(out)}
-    run_notebook(ROOT / "nbs" / "experiments" / f"{notebook}.ipynb", tmp_path, {**given, **parameters}, timeout=600)
+    # `reads` and `writes`: the report's parameters naming the raw results and the folder it writes into
+    run_notebook(ROOT / "nbs" / "experiments" / f"{notebook}.ipynb", tmp_path,
+                 {reads: str(copy), writes: str(out), **parameters}, timeout=600)
     differing = [name for name in outputs if (out / name).read_text() != (committed / name).read_text()]
     assert not differing, f"{results}: {differing} differ from what {notebook}.ipynb writes"
     assert without_generated_line((out / page).read_text()) == without_generated_line((committed / page).read_text())
